@@ -1,0 +1,272 @@
+"""The paper's lemmas and theorems, and the neuron contract, as CPU unit tests (seconds)."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from lmht.functional import NeuronParams, lmht_multistep_plain, qcfs
+from lmht.kernels import get_backend, list_backends
+from lmht.neurons import QCFS, IFNeuron, LMHTNeuron, create_neuron
+
+GRID = list(itertools.product([1, 2, 4, 8], [1, 2, 4, 8]))  # (L, T)
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+# ------------------------------------------------------------------------------------------------
+# Lemma 4.1 / Theorem 4.2: one M-HT step with L levels == L IF steps receiving I/L
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("L,T", GRID)
+@pytest.mark.parametrize("threshold", [1.0, 0.37, 2.5])
+@pytest.mark.parametrize("v_init", [0.0, 0.5])
+def test_mht_step_equals_L_if_steps(L, T, threshold, v_init):
+    x = torch.rand(T, 64, 7, generator=_gen(L * 100 + T), dtype=torch.float64) * 3 * threshold
+    mht, mht_v = lmht_multistep_plain(x, NeuronParams(L, threshold, v_init), return_state=True)
+    sub = (x / L).repeat_interleave(L, 0)
+    ifs, if_v = lmht_multistep_plain(sub, NeuronParams(1, threshold, v_init), return_state=True)
+    counts = ifs.unflatten(0, (T, L)).sum(1) / threshold
+    assert torch.equal(counts, mht / threshold)  # spike counts per window (Thm 4.2 i)
+    torch.testing.assert_close(if_v, mht_v, rtol=0, atol=1e-9)  # residual membrane (Thm 4.2 ii)
+    levels = mht / threshold
+    torch.testing.assert_close(levels, levels.round(), rtol=0, atol=1e-12)
+    assert levels.min() >= 0 and levels.round().max() <= L
+
+
+def test_compression_is_only_approximate_outside_its_regime():
+    # Non-uniform currents inside a window ([3, -3] sums to 0): IF fires once, M-HT never. This shows
+    # the exact test above is not vacuous.
+    y = torch.tensor([[3.0], [-3.0]], dtype=torch.float64)
+    single = lmht_multistep_plain(y, NeuronParams(1, 1.0, 0.0)).sum(0)
+    mht = lmht_multistep_plain(y.sum(0, keepdim=True), NeuronParams(2, 1.0, 0.0)).sum(0)
+    assert single.item() == 1.0 and mht.item() == 0.0
+
+
+# ------------------------------------------------------------------------------------------------
+# Theorem 4.4: uniform T-GIM, λ = 1, v_init = 0.5, input × L  =>  mean output / L == QCFS_{TL}(mean x)
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("L,T", GRID)
+@pytest.mark.parametrize("theta", [1.0, 0.8, 3.0])
+def test_theorem_4_4_qcfs_equivalence(L, T, theta):
+    x = (torch.rand(T, 256, generator=_gen(L * 10 + T), dtype=torch.float64) * 1.6 - 0.3) * theta
+    neuron = LMHTNeuron(L, T, threshold=theta, v_init=0.5, tgim_init="uniform").double()
+    assert torch.equal(neuron.leak, torch.tensor(1.0, dtype=torch.float64))
+    out = neuron(x * L)
+    expected = qcfs(x.mean(0), T * L, theta)
+    torch.testing.assert_close(out.mean(0) / L, expected, rtol=0, atol=1e-12)
+
+
+def test_qcfs_matches_formula_and_trains_threshold():
+    q = QCFS(levels=4, threshold=2.0)
+    x = torch.linspace(-1, 3, 101, requires_grad=True)
+    y = q(x)
+    ref = 2.0 / 4 * torch.clamp(torch.floor(x.detach() * 4 / 2.0 + 0.5), 0, 4)
+    torch.testing.assert_close(y.detach(), ref)
+    y.sum().backward()
+    assert q.threshold.grad is not None and q.threshold.grad.abs() > 0
+    assert x.grad is not None
+
+
+# ------------------------------------------------------------------------------------------------
+# Neuron contract
+# ------------------------------------------------------------------------------------------------
+def test_tgim_inits_are_exact():
+    for T in (1, 2, 5):
+        assert torch.equal(LMHTNeuron(2, T, tgim_init="identity").tgim, torch.eye(T))
+        assert torch.equal(LMHTNeuron(2, T, tgim_init="uniform").tgim, torch.full((T, T), 1.0 / T))
+        rnd = LMHTNeuron(2, T, tgim_init="random").tgim
+        torch.testing.assert_close(rnd.sum(1), torch.ones(T))
+        sig = LMHTNeuron(2, T, tgim_init="uniform", tgim_param="sigmoid").tgim
+        torch.testing.assert_close(sig, torch.full((T, T), 1.0 / T))
+    with pytest.raises(ValueError, match="tgim_init='identity'"):
+        LMHTNeuron(2, 2, tgim_init="identity", tgim_param="sigmoid")
+
+
+@pytest.mark.parametrize("shape", [(3,), (3, 4), (3, 2, 4, 5)])
+def test_any_trailing_shape_and_level_values(shape):
+    L, T, theta = 4, 3, 0.5
+    x = torch.randn(T, *shape) * 2
+    out = LMHTNeuron(L, T, threshold=theta)(x)
+    assert out.shape == x.shape
+    levels = (out / theta).unique()
+    torch.testing.assert_close(levels, levels.round()) 
+    assert levels.min() >= 0 and levels.round().max() <= L
+
+
+def test_l1_identity_tgim_unit_leak_is_the_if_neuron():
+    x = torch.randn(6, 8, 5)
+    a = LMHTNeuron(1, 6, threshold=0.7, v_init=0.3, tgim_init="identity")(x)
+    b = IFNeuron(6, threshold=0.7, v_init=0.3)(x)
+    assert torch.equal(a, b)
+    assert torch.equal(b.unique(), torch.tensor([0.0, 0.7]))
+
+
+def test_lif_leak_trace():
+    x = torch.full((4, 1), 0.6, dtype=torch.float64)
+    assert IFNeuron(4).double()(x).flatten().tolist() == [0.0, 1.0, 0.0, 1.0]  # 0.6 1.2 0.8 1.4
+    # λ = 0.5: v = 0.6, 0.9, 1.05 -> fire (0.05), 0.625
+    assert IFNeuron(4, leak=0.5).double()(x).flatten().tolist() == [0.0, 0.0, 1.0, 0.0]
+
+
+# ------------------------------------------------------------------------------------------------
+# Reparameterization at neuron level (learned T-GIM and leak)
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("L,T", [(2, 2), (4, 2), (2, 4), (3, 3)])
+def test_to_single_threshold_exact_with_learned_tgim_and_leak(L, T):
+    g = _gen(L + 7 * T)
+    neuron = LMHTNeuron(L, T, threshold=0.6, v_init=0.2, tgim_init="random", leak_init=0.8).double()
+    with torch.no_grad():  # "learned": arbitrary non-negative Ω, λ != 1
+        neuron.tgim_raw.copy_(torch.rand(T, T, generator=g, dtype=torch.float64))
+    x = torch.rand(T, 32, 6, generator=g, dtype=torch.float64) * 2
+    single = neuron.to_single_threshold()
+    assert single.T == T * L
+    sub = single((x / L).repeat_interleave(L, 0))
+    assert set((sub / 0.6).unique().tolist()) <= {0.0, 1.0}
+    torch.testing.assert_close(sub.unflatten(0, (T, L)).sum(1), neuron(x), rtol=0, atol=1e-12)
+
+
+def test_to_single_threshold_sigmoid_parametrization():
+    neuron = LMHTNeuron(2, 3, tgim_param="sigmoid", tgim_init="random").double()
+    x = torch.rand(3, 10, dtype=torch.float64)
+    sub = neuron.to_single_threshold()((x / 2).repeat_interleave(2, 0))
+    torch.testing.assert_close(sub.unflatten(0, (3, 2)).sum(1), neuron(x), rtol=0, atol=1e-12)
+
+
+# ------------------------------------------------------------------------------------------------
+# Gradients
+# ------------------------------------------------------------------------------------------------
+def test_surrogate_window_gradient():
+    L, theta = 2, 1.0
+    v = torch.tensor([0.2, 0.5, 1.3, 2.5, 2.6, -1.0], dtype=torch.float64).unsqueeze(0)
+    x = v.clone().requires_grad_(True)  # T = 1, identity T-GIM, v_init = 0: v_1 = x
+    LMHTNeuron(L, 1, threshold=theta, tgim_init="identity", learn_tgim=False, learn_leak=False).double()(
+        x
+    ).sum().backward()
+    assert x.grad.flatten().tolist() == [0.0, 1.0, 1.0, 1.0, 0.0, 0.0]
+
+
+def test_detached_recurrence_only_tgim_crosses_time():
+    # With identity T-GIM the gradient of step t's output w.r.t. earlier inputs is exactly zero.
+    x = (torch.rand(4, 5, dtype=torch.float64) + 0.5).requires_grad_(True)
+    neuron = LMHTNeuron(2, 4, tgim_init="identity", learn_leak=False).double()
+    neuron(x)[3].sum().backward()
+    assert torch.all(x.grad[:3] == 0) and torch.any(x.grad[3] != 0)
+    # With a full T-GIM, gradients cross time only through Ω: grad = Ω[3, j] * window_3.
+    x.grad = None
+    neuron = LMHTNeuron(2, 4, tgim_init="random", learn_leak=False).double()
+    out = neuron(x)
+    out[3].sum().backward()
+    current3 = (neuron.tgim @ x.detach())[3]
+    assert torch.all(x.grad[:3] != 0) or torch.all(current3 > 0)
+    window = (x.grad[3] != 0).double()
+    torch.testing.assert_close(x.grad, neuron.tgim.detach()[3].unsqueeze(1) * window.unsqueeze(0))
+
+
+def test_gradients_reach_tgim_and_leak():
+    neuron = LMHTNeuron(2, 3, tgim_init="uniform")
+    x = torch.rand(3, 16, 4) * 2
+    neuron(x).sum().backward()
+    assert neuron.tgim_raw.grad is not None and neuron.tgim_raw.grad.abs().sum() > 0
+    assert neuron.leak_raw.grad is not None and neuron.leak_raw.grad.abs() > 0
+
+
+def test_gradcheck_tgim_mixing_and_qcfs_straight_through():
+    # The only exactly differentiable parts are checked numerically: the T-GIM mixing (w.r.t. Ω and x).
+    from lmht.functional import tgim_mix
+
+    x = (torch.rand(3, 4, dtype=torch.float64) + 0.2).requires_grad_(True)
+    omega = torch.rand(3, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(tgim_mix, (x, omega))
+    # QCFS: straight-through floor, so d/dx is 1 inside (0, ϑ) and 0 outside the clip.
+    q = QCFS(4, 2.0).double()
+    inp = (torch.rand(50, dtype=torch.float64) * 3 - 0.5).requires_grad_(True)
+    (g_in,) = torch.autograd.grad(q(inp).sum(), inp)
+    assert torch.equal(g_in, ((inp > 0) & (inp < 2.0)).double())
+
+
+# ------------------------------------------------------------------------------------------------
+# Backends: identical values and gradients
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("backend", list_backends())
+@pytest.mark.parametrize("surrogate", ["rectangle", "triangle", "sigmoid"])
+@pytest.mark.parametrize("L,T", [(1, 1), (2, 2), (4, 3), (2, 8)])
+def test_backends_match_plain(backend, surrogate, L, T):
+    g = _gen(L * 31 + T)
+    x = (torch.randn(T, 4, 3, 5, generator=g) * 1.5).requires_grad_(True)
+
+    def run(name):
+        torch.manual_seed(0)
+        neuron = LMHTNeuron(L, T, threshold=0.7, v_init=0.25, tgim_init="random", leak_init=0.9,
+                            surrogate=surrogate, backend=name)
+        xx = x.detach().clone().requires_grad_(True)
+        out = neuron(xx)
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        return out, xx.grad, neuron.tgim_raw.grad, neuron.leak_raw.grad
+
+    ref, test = run("plain"), run(backend)
+    assert torch.equal(ref[0], test[0])
+    for a, b in zip(ref[1:], test[1:], strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-6, atol=1e-6)
+
+
+def test_fused_final_state_matches_plain():
+    x = torch.rand(5, 7, dtype=torch.float64) * 2
+    params = NeuronParams(3, 0.4, 0.5)
+    omega = torch.rand(5, 5, dtype=torch.float64)
+    leak = torch.full((5,), 0.9, dtype=torch.float64)
+    a, va = get_backend("plain")(x, params, omega, leak, LMHTNeuron(3, 5).surrogate)
+    b, vb = get_backend("torch")(x, params, omega, leak, LMHTNeuron(3, 5).surrogate)
+    assert torch.equal(a, b) and torch.equal(va, vb)
+
+
+# ------------------------------------------------------------------------------------------------
+# Bad arguments
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "kwargs,name",
+    [
+        (dict(L=0, T=2), "L"),
+        (dict(L=2, T=0), "T"),
+        (dict(L=2, T=2, threshold=0.0), "threshold"),
+        (dict(L=2, T=2, threshold=-1.0), "threshold"),
+        (dict(L=2, T=2, tgim_init="diagonal"), "tgim_init"),
+        (dict(L=2, T=2, surrogate="erf"), "surrogate"),
+        (dict(L=2, T=2, tgim_param="softmax"), "tgim_param"),
+        (dict(L=2, T=2, leak_init=2.0), "leak_init"),
+        (dict(L=1.5, T=2), "L"),
+        (dict(L=2, T=2, backend="cuda-magic"), "backend"),
+    ],
+)
+def test_bad_arguments_name_the_argument(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        LMHTNeuron(**kwargs)
+
+
+def test_bad_input_rank_and_steps():
+    neuron = LMHTNeuron(2, 3)
+    with pytest.raises(ValueError, match="x_seq"):
+        neuron(torch.rand(3))
+    with pytest.raises(ValueError, match="T=3"):
+        neuron(torch.rand(4, 2))
+    with pytest.raises(ValueError, match="T"):
+        neuron.T = 5
+    with pytest.raises(ValueError, match="threshold"):
+        IFNeuron(2, threshold=0)
+    with pytest.raises(ValueError, match="levels"):
+        QCFS(0)
+
+
+def test_create_neuron_registry():
+    assert isinstance(create_neuron("lmht", L=2, T=2), LMHTNeuron)
+    assert create_neuron("lmht", L=4, T=2).threshold == 0.5  # θ = 2/L
+    mht = create_neuron("mht", L=2, T=2)
+    assert mht.tgim_or_none() is None and not mht.learn_leak
+    assert create_neuron("lif", T=2).leak == 0.5
+    with pytest.raises(ValueError, match="neuron"):
+        create_neuron("izhikevich", T=2)
+    with pytest.raises(ValueError, match="L"):
+        create_neuron("if", L=2, T=2)
