@@ -32,8 +32,8 @@ __all__ = [
     "qcfs_to_if",
     "qcfs_to_lmht",
     "relu_to_qcfs",
-    "replace_activations",
     "reparameterize",
+    "replace_activations",
     "scale_constant_terms",
 ]
 

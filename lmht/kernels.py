@@ -22,7 +22,7 @@ import torch
 from lmht.functional import NeuronParams, lmht_multistep_plain
 from lmht.surrogate import Surrogate
 
-__all__ = ["get_backend", "list_backends", "register_backend", "set_default_backend", "lmht_fused"]
+__all__ = ["get_backend", "list_backends", "lmht_fused", "register_backend", "set_default_backend"]
 
 Backend = Callable[..., tuple[torch.Tensor, torch.Tensor]]
 _BACKENDS: dict[str, Backend] = {}
@@ -123,7 +123,8 @@ class _FusedNeuron(torch.autograd.Function):
             grad_current = grad * ctx.surrogate.grad(window_or_v, ctx.params.threshold, ctx.params.levels)
         grad_x = grad_tgim = grad_leak = None
         if ctx.needs_input_grad[0]:
-            grad_x = (grad_current if tgim is None else tgim.t().to(grad.dtype) @ grad_current).view(ctx.shape)
+            grad_x = grad_current if tgim is None else tgim.t().to(grad.dtype) @ grad_current
+            grad_x = grad_x.view(ctx.shape)
         if ctx.needs_input_grad[1]:
             grad_tgim = grad_current @ x.t()
         if ctx.needs_input_grad[2]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["SeqToBatch", "SpikingActivation", "EncodingState"]
+__all__ = ["EncodingState", "SeqToBatch", "SpikingActivation"]
 
 
 class SeqToBatch(nn.Module):

@@ -71,6 +71,7 @@ class SpikingNetwork(nn.Module):
         for layer in layers:
             layer.encoding_state = self._state
         self.T = T
+        self.train(model.training)  # keep the wrapped model's mode (e.g. an ANN in eval mode)
 
     # ------------------------------------------------------------------ time steps
     @property
@@ -108,7 +109,7 @@ class SpikingNetwork(nn.Module):
             return x
         if x.dim() < 3:
             raise ValueError(f"frames encoding expects [B, F, ...] input, got shape {tuple(x.shape)}")
-        batch, frames = x.shape[:2]
+        frames = x.shape[1]
         if frames % self.T:
             raise ValueError(f"frames encoding: {frames} frames cannot be split into T={self.T} equal bins")
         bins = x.unflatten(1, (self.T, frames // self.T)).mean(2)  # [B, T, ...]
@@ -147,10 +148,11 @@ class SpikingNetwork(nn.Module):
         was_training = self.training
         param = next(self.parameters(), None)
         device = param.device if param is not None else torch.device("cpu")
+        dtype = param.dtype if param is not None and param.is_floating_point() else torch.get_default_dtype()
         try:
             self.eval()
             with torch.no_grad():
-                self(torch.zeros((1, *shape), device=device))
+                self(torch.zeros((1, *shape), device=device, dtype=dtype))
         finally:
             for handle in handles:
                 handle.remove()

@@ -103,7 +103,8 @@ class _MultiStepNeuron(nn.Module):
         leak_seq = self.leak_seq_or_none()
         if leak_seq is not None and leak_seq.device != x_seq.device:
             leak_seq = leak_seq.to(x_seq.device)
-        spikes, _ = get_backend(self.backend)(x_seq, self.params, self.tgim_or_none(), leak_seq, self.surrogate)
+        backend = get_backend(self.backend)
+        spikes, _ = backend(x_seq, self.params, self.tgim_or_none(), leak_seq, self.surrogate)
         return spikes
 
     def extra_repr(self) -> str:
@@ -196,7 +197,8 @@ class LMHTNeuron(_MultiStepNeuron):
     @_MultiStepNeuron.T.setter
     def T(self, value: int) -> None:
         if value != self._T:
-            raise ValueError(f"T: an LM-HT neuron's T-GIM is {self._T}x{self._T}; it cannot run {value} steps")
+            raise ValueError(f"T: an LM-HT neuron's T-GIM is {self._T}x{self._T}; "
+                             f"it cannot run {value} steps")
 
     @property
     def tgim(self) -> torch.Tensor:

@@ -93,7 +93,7 @@ def test_any_trailing_shape_and_level_values(shape):
     out = LMHTNeuron(L, T, threshold=theta)(x)
     assert out.shape == x.shape
     levels = (out / theta).unique()
-    torch.testing.assert_close(levels, levels.round()) 
+    torch.testing.assert_close(levels, levels.round())
     assert levels.min() >= 0 and levels.round().max() <= L
 
 
