@@ -1,0 +1,49 @@
+# LM-HT reproduction workflow (Hao et al., NeurIPS 2024, arXiv 2402.00411).
+#
+#   snakemake --cores 2                          # the `quick` suite (Fashion-MNIST, CPU, <= 15 min)
+#   snakemake --cores 2 --config suite=smoke     # the DAG in ~2 minutes (tests, CI)
+#   snakemake --profile slurm --config suite=paper   # the paper's grid on a Slurm GPU cluster
+#   snakemake --report results/quick/report.html # HTML report of a finished suite
+#
+# Everything a user edits is in config.yaml (validated against workflow/schemas/config.schema.yaml).
+# User documentation: workflow/README.md.
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: os.path.join(workflow.basedir, "config.yaml")
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/ann.smk"
+include: "workflow/rules/convert.smk"
+include: "workflow/rules/hybrid.smk"
+include: "workflow/rules/direct.smk"
+include: "workflow/rules/reparam.smk"
+include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/plots.smk"
+
+
+onstart:
+    check_data_roots()  # data of the selected suite, before the first job (skipped by dry runs)
+
+
+localrules:
+    all,
+    aggregate,
+    plots,
+
+
+rule all:
+    input:
+        get_final_outputs(),
+    default_target: True

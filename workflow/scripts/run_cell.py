@@ -1,0 +1,135 @@
+"""Run one cell of the workflow: the ``lmht`` CLI, with its outcome recorded next to its outputs.
+
+Called by the training/evaluation rules (workflow/rules/*.smk)::
+
+    run_cell.py --mode MODE --out DIR --log LOG [--requires UPSTREAM/metrics.json ...]
+                --on-failure record|fail --launcher "python -m lmht" -- key=value ...
+
+It runs ``LAUNCHER MODE --out DIR key=value ...`` with stdout/stderr appended to LOG and writes
+``DIR/status.json`` (status ok|failed, return code, error tail, command, wall time). On failure:
+
+* ``--on-failure record`` (default of the workflow): ``DIR/metrics.json`` becomes a failure record
+  ``{"status": "failed", "error": ..., ...}`` and the script exits 0, so the Snakemake job succeeds and
+  aggregation still runs; the tables report the cell as "not run" with the error.
+* ``--on-failure fail``: exits with the CLI's return code (Snakemake retries and ``--keep-going`` apply).
+
+A cell whose upstream cell (``--requires``) recorded a failure is recorded as failed without running.
+Stale checkpoints in DIR are removed before a fresh run so that a forced rerun trains from scratch;
+a job that Slurm requeued (``SLURM_RESTART_COUNT`` > 0) keeps them and the CLI resumes (``resume=true``).
+Only the Python standard library is used (it runs in any environment).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ERROR_TAIL_LINES = 30
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def read_status(metrics: Path) -> tuple[str, str]:
+    """(status, error) of a cell from its metrics.json ('ok' when it has no failure record)."""
+    try:
+        data = json.loads(metrics.read_text())
+    except (OSError, ValueError) as exc:
+        return "failed", f"unreadable {metrics}: {exc}"
+    if data.get("status", "ok") != "ok":
+        return "failed", str(data.get("error", "failed"))
+    return "ok", ""
+
+
+def tail(path: Path, lines: int = ERROR_TAIL_LINES) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--mode", required=True, choices=["ann", "convert", "hybrid", "direct", "reparam"])
+    p.add_argument("--out", required=True, type=Path, help="cell folder (the CLI's --out)")
+    p.add_argument("--log", required=True, type=Path, help="log file (stdout and stderr of the CLI)")
+    p.add_argument("--requires", action="append", default=[], type=Path,
+                   help="metrics.json of an upstream cell that must have succeeded")
+    p.add_argument("--on-failure", choices=["record", "fail"], default="record")
+    p.add_argument("--launcher", default=f"{shlex.quote(sys.executable)} -m lmht",
+                   help="command that starts the lmht CLI")
+    p.add_argument("--pythonpath", default="", help="prepended to PYTHONPATH (the repository root)")
+    p.add_argument("--threads", type=int, default=0, help="OMP/MKL threads of the run (0 = unchanged)")
+    p.add_argument("settings", nargs="*", help="key=value settings passed to the CLI")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    args.log.parent.mkdir(parents=True, exist_ok=True)
+    metrics, status_file = out / "metrics.json", out / "status.json"
+    requeued = int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) > 0
+    for stale in [metrics, status_file, *([] if requeued else out.glob("checkpoint*.pt"))]:
+        stale.unlink(missing_ok=True)
+
+    command = [*shlex.split(args.launcher), args.mode, "--out", str(out), *args.settings, "resume=true"]
+    record = {"status": "ok", "mode": args.mode, "command": shlex.join(command), "returncode": 0,
+              "error": "", "requeued": requeued, "log": str(args.log)}
+    settings = dict(s.split("=", 1) for s in args.settings if "=" in s)
+    start = time.time()
+
+    failed_upstream = [(p, read_status(p)[1]) for p in args.requires if read_status(p)[0] != "ok"]
+    if failed_upstream:
+        path, error = failed_upstream[0]
+        record.update(status="failed", returncode=None,
+                      error=f"upstream cell failed: {path}: {error.splitlines()[-1] if error else ''}")
+        with args.log.open("a") as log:
+            log.write(record["error"] + "\n")
+    else:
+        env = dict(os.environ)
+        if args.pythonpath:
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (args.pythonpath, env.get("PYTHONPATH")) if p)
+        if args.threads > 0:
+            for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+                env[var] = str(args.threads)
+        with args.log.open("a") as log:
+            log.write(f"$ {record['command']}\n")
+            log.flush()
+            rc = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        record["returncode"] = rc
+        if rc != 0:
+            record.update(status="failed", error=tail(args.log) or f"exit code {rc}")
+        elif not metrics.is_file():
+            record.update(status="failed", error=f"the CLI exited 0 but wrote no {metrics}")
+        else:
+            status, error = read_status(metrics)
+            if status != "ok":
+                record.update(status="failed", error=error)
+
+    record["wall_time_s"] = round(time.time() - start, 3)
+    write_json_atomic(status_file, record)
+    if record["status"] == "ok":
+        return 0
+    if args.on_failure == "fail":
+        metrics.unlink(missing_ok=True)
+        print(f"run_cell: {args.mode} cell {out} failed (see {args.log}):\n{record['error']}", file=sys.stderr)
+        return record["returncode"] or 1
+    write_json_atomic(metrics, {**record, "config": settings})
+    print(f"run_cell: {args.mode} cell {out} FAILED, recorded in {metrics} (on_failure=record)",
+          file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
