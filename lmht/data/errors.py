@@ -1,0 +1,14 @@
+"""The one exception type of the data package."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A dataset's files are missing; the message names the path searched and the layout expected."""
+
+    def __init__(self, dataset: str, path: Path | str | None, layout: str) -> None:
+        self.dataset, self.path, self.layout = dataset, path, layout
+        where = f"under {path}" if path is not None else "(no data root given)"
+        super().__init__(f"{dataset} not found {where}: expected {layout}")

@@ -1,0 +1,161 @@
+"""Image and frame transforms: the paper's augmentation for static data, Cutout, DVS frame augmentation.
+
+Static images (CIFAR, Tiny-ImageNet; PIL input) — train::
+
+    RandomCrop(size, padding=4) + RandomHorizontalFlip       (the LM-HT / QCFS default)
+    [AutoAugment(policy)]                                    (``autoaugment=True``; CIFAR10 policy on
+                                                              CIFAR, IMAGENET policy on Tiny-ImageNet)
+    ToTensor + Normalize(mean, std)
+    [Cutout(n)]                                              (``cutout=n`` pixels, n > 0)
+
+test: ToTensor + Normalize. ImageNet-1k uses RandomResizedCrop(224) + flip for training and
+Resize(256) + CenterCrop(224) for testing instead of the crop above.
+
+Every random draw uses torch's global generator, which :func:`lmht.data.create_loader` seeds per
+sample (seed, epoch, index), so augmentation is reproducible whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torchvision import transforms as T
+from torchvision.transforms import v2
+
+
+@dataclass(frozen=True)
+class TransformConfig:
+    """What augmentation to apply to a training split (test splits only normalize).
+
+    Attributes:
+        augment: crop + flip (None: the dataset's default, on for CIFAR/ImageNet/DVS, off for Fashion-MNIST).
+        autoaugment: torchvision AutoAugment with the dataset's policy (static RGB datasets only).
+        cutout: side in pixels of the Cutout square (0: off).
+        normalize: subtract the dataset mean and divide by its std.
+    """
+
+    augment: bool | None = None
+    autoaugment: bool = False
+    cutout: int = 0
+    normalize: bool = True
+
+    def __post_init__(self) -> None:
+        if self.cutout < 0:
+            raise ValueError(f"cutout must be >= 0 pixels, got {self.cutout}")
+
+
+class Cutout(torch.nn.Module):
+    """Cutout (DeVries & Taylor 2017): zero one ``length`` × ``length`` square of a [C, H, W] tensor.
+
+    The square's centre is uniform over the image and the square is clipped at the borders, as in the
+    reference implementation; applied after normalization, so the erased value is the dataset mean.
+    """
+
+    def __init__(self, length: int) -> None:
+        super().__init__()
+        if length <= 0:
+            raise ValueError(f"Cutout length must be > 0 pixels, got {length}")
+        self.length = length
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        h, w = img.shape[-2:]
+        cy, cx = int(torch.randint(h, ())), int(torch.randint(w, ()))
+        half = self.length // 2
+        y0, y1 = max(cy - half, 0), min(cy + half, h)
+        x0, x1 = max(cx - half, 0), min(cx + half, w)
+        out = img.clone()
+        out[..., y0:y1, x0:x1] = 0
+        return out
+
+    def extra_repr(self) -> str:
+        return f"length={self.length}"
+
+
+AUTOAUGMENT_POLICIES = {
+    "cifar10": T.AutoAugmentPolicy.CIFAR10,
+    "imagenet": T.AutoAugmentPolicy.IMAGENET,
+}
+
+
+def static_transform(
+    cfg: TransformConfig,
+    train: bool,
+    *,
+    mean: Sequence[float],
+    std: Sequence[float],
+    train_crop: Sequence[Callable] = (),
+    test_crop: Sequence[Callable] = (),
+    autoaugment_policy: str | None = None,
+) -> T.Compose:
+    """Build the PIL -> [C, H, W] float pipeline described in the module docstring.
+
+    Args:
+        cfg: augmentation switches (only read when ``train``).
+        train: training split (augment) or test split (deterministic).
+        mean, std: per-channel normalization.
+        train_crop: geometric augmentation (e.g. RandomCrop + flip) used when augmenting.
+        test_crop: deterministic resizing / cropping for both splits (e.g. Resize + CenterCrop).
+        autoaugment_policy: key of :data:`AUTOAUGMENT_POLICIES`; None when AutoAugment is unsupported.
+    """
+    steps: list[Callable] = []
+    if train and cfg.augment:
+        steps += list(train_crop)
+    else:
+        steps += list(test_crop)
+    if train and cfg.autoaugment:
+        if autoaugment_policy not in AUTOAUGMENT_POLICIES:
+            raise ValueError("autoaugment=True is not supported for this dataset (no AutoAugment policy)")
+        steps.append(T.AutoAugment(AUTOAUGMENT_POLICIES[autoaugment_policy]))
+    steps.append(T.ToTensor())
+    if cfg.normalize:
+        steps.append(T.Normalize(mean, std))
+    if train and cfg.cutout:
+        steps.append(Cutout(cfg.cutout))
+    return T.Compose(steps)
+
+
+def tensor_transform(
+    cfg: TransformConfig, train: bool, *, size: int, padding: int, mean: Sequence[float], std: Sequence[float]
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Pipeline for uint8 tensors [C, H, W] (Fashion-MNIST): optional crop/flip, scale to [0, 1], normalize.
+
+    AutoAugment is not offered here (grey 28×28 images); ``cfg.autoaugment`` raises ValueError.
+    """
+    if train and cfg.autoaugment:
+        raise ValueError("autoaugment=True is not supported for single-channel tensor datasets")
+    steps: list[Callable] = []
+    if train and cfg.augment:
+        steps += [v2.RandomCrop(size, padding=padding), v2.RandomHorizontalFlip()]
+    steps.append(ScaleNormalize(mean, std) if cfg.normalize else ScaleNormalize((0.0,), (1.0,)))
+    if train and cfg.cutout:
+        steps.append(Cutout(cfg.cutout))
+    return steps[0] if len(steps) == 1 else v2.Compose(steps)
+
+
+class ScaleNormalize(torch.nn.Module):
+    """uint8 [C, H, W] -> float32 ``(x / 255 - mean) / std`` in one cheap step (~8 µs for 28×28)."""
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
+        super().__init__()
+        mean_t = torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1)
+        std_t = torch.tensor(std, dtype=torch.float32).view(-1, 1, 1)
+        self.register_buffer("scale", 1.0 / (255.0 * std_t))
+        self.register_buffer("offset", mean_t / std_t)
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        return img.to(torch.float32) * self.scale - self.offset
+
+
+def frame_transform(cfg: TransformConfig, train: bool, *, size: int, padding: int = 4) -> Callable | None:
+    """Augmentation for event frames [F, 2, H, W]: one random crop (padding 4) and flip for all frames.
+
+    Returns None when nothing is applied (test split or ``augment`` off). AutoAugment and Cutout are
+    for static images only and raise ValueError here.
+    """
+    if train and (cfg.autoaugment or cfg.cutout):
+        raise ValueError("autoaugment and cutout apply to static images, not to DVS event frames")
+    if not (train and cfg.augment):
+        return None
+    return v2.Compose([v2.RandomCrop(size, padding=padding), v2.RandomHorizontalFlip()])
