@@ -1,0 +1,275 @@
+"""The ``lmht`` CLI end to end on the synthetic dataset: every mode, config resolution and validation."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import yaml
+
+from lmht import cli
+from lmht.config import SCHEMA, ConfigError, load_config, resolve_config
+
+# Fashion-MNIST-shaped synthetic data, noisy enough that accuracy is not trivially 100 %.
+SYNTHETIC = {
+    "dataset": "synthetic",
+    "dataset_options": {"in_chans": 1, "image_size": 28, "length": 192, "noise": 6.0},
+    "arch": "fmnist_cnn",
+    "model_options": {"widths": [4, 8], "hidden": 16},
+    "batch_size": 32,
+    "epochs": 1,
+    "T": 2,
+    "L": 2,
+}
+
+
+def write_config(path, **extra) -> str:
+    path.write_text(yaml.safe_dump({**SYNTHETIC, **extra}))
+    return str(path)
+
+
+def run_cli(*args: str) -> int:
+    return cli.main([str(a) for a in args])
+
+
+def read_metrics(out) -> dict:
+    with open(os.path.join(out, "metrics.json"), encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+REQUIRED = ("top1", "top1_per_step", "best_top1", "history", "firing_rate", "sops", "energy_mj", "params",
+            "wall_time_s", "device", "versions", "config", "mode")
+
+
+def check_outputs(out, mode: str, steps: int) -> dict:
+    m = read_metrics(out)
+    for key in REQUIRED:
+        assert key in m, key
+    assert m["mode"] == mode
+    assert len(m["top1_per_step"]) == steps
+    assert 0 <= m["top1"] <= 100
+    assert set(m["versions"]) >= {"python", "torch", "lmht", "git_commit"}
+    for name in ("train_log.csv", "checkpoint.pt", "tgim.json", "config.yaml"):
+        if name == "checkpoint.pt" and mode in ("convert", "reparam"):
+            continue
+        assert os.path.exists(os.path.join(out, name)), name
+    assert not [f for f in os.listdir(out) if f.endswith(".tmp")]
+    return m
+
+
+@pytest.fixture(scope="module")
+def ann_run(tmp_path_factory):
+    """A QCFS ANN with Q = T·L = 4 (shared by convert, hybrid and reparam)."""
+    d = tmp_path_factory.mktemp("ann")
+    cfg = write_config(d / "cfg.yaml", epochs=2)
+    out = d / "out"
+    assert run_cli("ann", "--config", cfg, "--out", out, "levels=4", "lr=0.05") == 0
+    return cfg, out
+
+
+def test_ann_mode(ann_run):
+    _, out = ann_run
+    m = check_outputs(out, "ann", 1)
+    assert m["config"]["levels"] == 4
+    assert [row["epoch"] for row in m["history"]] == [1, 2]
+    assert set(m["history"][0]) >= {"epoch", "train_loss", "train_acc", "test_acc", "lr", "seconds"}
+    assert m["sops"] == 0 and m["macs"] > 0  # an ANN has only MACs
+    assert m["top1"] > 30
+
+
+def test_convert_mode(ann_run, tmp_path):
+    cfg, ann_out = ann_run
+    out = tmp_path / "convert"
+    assert run_cli("convert", "-c", cfg, "-o", out, f"ann_checkpoint={ann_out}/checkpoint.pt",
+                   "convert_steps=8") == 0
+    m = check_outputs(out, "convert", 8)
+    assert m["top1"] == m["top1_per_step"][1]  # the config's T = 2
+    assert m["top1_at"]["2"] == m["top1"] and len(m["top1_at"]) == 8
+    assert m["history"] == []
+    assert m["sops"] > 0 and m["firing_rate"]
+    assert m["ann_top1"] == read_metrics(ann_out)["top1"]
+
+
+def test_hybrid_init_equals_ann_then_reparam(ann_run, tmp_path):
+    cfg, ann_out = ann_run
+    out = tmp_path / "hybrid"
+    assert run_cli("hybrid", "-c", cfg, "-o", out, f"ann_checkpoint={ann_out}/checkpoint.pt", "lr=5e-4",
+                   "weight_decay=5e-4") == 0
+    m = check_outputs(out, "hybrid", 2)
+    # exact initialization with Q = T·L: the converted LM-HT network predicts like the QCFS ANN
+    assert m["init_top1"] == pytest.approx(m["ann_top1"])
+    assert m["ann_top1"] == pytest.approx(read_metrics(ann_out)["top1"])
+    tgim = json.loads((out / "tgim.json").read_text())
+    layer = next(iter(tgim.values()))
+    assert layer["L"] == 2 and layer["T"] == 2 and len(layer["tgim"]) == 2 and layer["leak"] is not None
+
+    rep = tmp_path / "reparam"
+    assert run_cli("reparam", "-c", cfg, "-o", rep, f"snn_checkpoint={out}/checkpoint.pt") == 0
+    r = check_outputs(rep, "reparam", 4)  # T·L steps after reparameterization
+    assert set(r["reparam"]) >= {"before", "after", "agreement"}
+    for side in ("before", "after"):
+        assert set(r["reparam"][side]) >= {"top1", "top1_per_step", "sops", "energy_mj"}
+    assert r["reparam"]["before"]["top1"] == pytest.approx(m["top1"])
+    assert r["top1"] == r["reparam"]["after"]["top1"]
+    assert r["reparam"]["agreement"] > 90
+    assert abs(r["reparam"]["after"]["top1"] - r["reparam"]["before"]["top1"]) <= 5
+
+
+@pytest.mark.parametrize("neuron", ["lmht", "mht", "if", "lif", "relu", "qcfs"])
+def test_direct_mode(neuron, tmp_path):
+    cfg = write_config(tmp_path / "cfg.yaml")
+    out = tmp_path / "out"
+    extra = ["L=1"] if neuron in ("if", "lif") else []
+    extra += ["levels=4"] if neuron == "qcfs" else []
+    assert run_cli("direct", "-c", cfg, "-o", out, f"neuron={neuron}", *extra) == 0
+    snn = neuron not in ("relu", "qcfs")
+    m = check_outputs(out, "direct", 2 if snn else 1)
+    assert m["kind"] == ("snn" if snn else "ann")
+    if snn:
+        assert m["sops"] > 0 and m["macs"] > 0
+        rates = list(m["firing_rate"].values())
+        assert rates and all(0 <= r <= (2 if neuron in ("lmht", "mht") else 1) for r in rates)
+        assert m["energy_mj"] == pytest.approx((0.9 * m["sops"] + 4.6 * m["macs"]) * 1e-9)
+
+
+def test_completed_run_exits_immediately_and_restart(ann_run, tmp_path, capsys):
+    cfg, ann_out = ann_run
+    before = os.stat(ann_out / "metrics.json").st_mtime_ns
+    assert run_cli("ann", "-c", cfg, "-o", ann_out, "levels=4", "lr=0.05") == 0
+    assert "nothing to do" in capsys.readouterr().out
+    assert os.stat(ann_out / "metrics.json").st_mtime_ns == before
+    # a different configuration in the same folder is refused, naming the difference
+    assert run_cli("ann", "-c", cfg, "-o", ann_out, "levels=4", "lr=0.07") == 2
+    assert "lr: 0.05 -> 0.07" in capsys.readouterr().err
+    out = tmp_path / "r"
+    assert run_cli("direct", "-c", cfg, "-o", out) == 0
+    assert run_cli("direct", "-c", cfg, "-o", out, "seed=1") == 2
+    assert run_cli("direct", "-c", cfg, "-o", out, "seed=1", "--restart") == 0
+    assert read_metrics(out)["config"]["seed"] == 1
+
+
+# ------------------------------------------------------------------------------------------ config
+def test_defaults_cover_the_schema_and_presets_resolve():
+    for mode in ("ann", "direct", "hybrid", "convert", "reparam"):
+        cfg = resolve_config(mode)
+        assert set(cfg) == set(SCHEMA)
+    c100 = resolve_config("direct", "cifar100")
+    assert (c100["dataset"], c100["cutout"], c100["lr"], c100["batch_size"]) == ("cifar100", 12, 0.025, 64)
+    assert c100["optimizer"] == "sgd" and c100["nesterov"] and c100["epochs"] == 300
+    assert c100["threshold"] is None and c100["v_init"] == 0.0 and c100["tgim_init"] == "uniform"
+    assert resolve_config("direct", "cifar10")["cutout"] == 16
+    hyb = resolve_config("hybrid", "cifar100")
+    assert (hyb["epochs"], hyb["lr"], hyb["weight_decay"]) == (30, 5e-4, 5e-4)
+    ann = resolve_config("ann", "cifar10")
+    assert ann["levels"] == 8 and ann["qcfs_threshold"] == 8.0
+    dvs = resolve_config("direct", "cifar10_dvs")
+    assert (dvs["optimizer"], dvs["lr"], dvs["weight_decay"], dvs["frames"]) == ("adamw", 0.02, 0.01, 10)
+    assert resolve_config("direct", "imagenet200")["lr"] == 0.0125
+    inet = resolve_config("direct", "imagenet")
+    assert inet["weight_decay"] == 0.0 and inet["mixup"] > 0
+    assert resolve_config("direct", "fashion_mnist")["dataset"] == "fashion_mnist"
+
+
+def test_overrides_are_typed_by_the_schema():
+    cfg = resolve_config("direct", overrides=["lr=1e-3", "epochs=3", "betas=[0.8, 0.9]", "ann_checkpoint=null",
+                                              "grad_clip=1", "amp=bf16", "nesterov=false"])
+    assert cfg["lr"] == 1e-3 and isinstance(cfg["lr"], float)
+    assert cfg["epochs"] == 3 and cfg["betas"] == [0.8, 0.9] and cfg["ann_checkpoint"] is None
+    assert cfg["grad_clip"] == 1.0 and isinstance(cfg["grad_clip"], float)
+    assert cfg["amp"] == "bf16" and cfg["nesterov"] is False
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("learning_rate=0.1", "unknown config key 'learning_rate'"),
+    ("epochs=two", "'epochs' must be of type int"),
+    ("epochs=1.5", "'epochs' must be of type int"),
+    ("nesterov=3", "'nesterov' must be true or false"),
+    ("L=0", "'L' must be >= 1"),
+    ("T=0", "'T' must be >= 1"),
+    ("levels=-1", "'levels' must be >= 0"),
+    ("lr=-1", "'lr' must be >= 0"),
+    ("dataset=mnist3d", "'dataset': unknown dataset 'mnist3d'"),
+    ("arch=resnet999", "'arch': unknown model 'resnet999'"),
+    ("neuron=izhikevich", "'neuron': unknown neuron 'izhikevich'"),
+    ("optimizer=lamb", "'optimizer' must be one of"),
+    ("tgim_init=diagonal", "'tgim_init' must be one of"),
+    ("surrogate=nope", "'surrogate': unknown surrogate"),
+    ("device=tpu", "'device'"),
+    ("betas=[0.9]", "'betas'"),
+    ("epochs", "expected key=value"),
+])
+def test_config_errors_name_the_key(override, message, tmp_path, capsys):
+    assert run_cli("direct", "--out", tmp_path / "o", "dataset=synthetic", override) == 2
+    err = capsys.readouterr().err
+    assert "config error" in err and message in err
+    assert not (tmp_path / "o").exists()  # validated before any work
+
+
+@pytest.mark.parametrize(("mode", "key"), [("convert", "ann_checkpoint"), ("hybrid", "ann_checkpoint"),
+                                           ("reparam", "snn_checkpoint")])
+def test_missing_checkpoint(mode, key, tmp_path, capsys):
+    assert run_cli(mode, "--out", tmp_path / "o", "dataset=synthetic") == 2
+    assert f"'{key}' is required" in capsys.readouterr().err
+    assert run_cli(mode, "--out", tmp_path / "o", "dataset=synthetic", f"{key}={tmp_path}/none.pt") == 2
+    err = capsys.readouterr().err
+    assert f"'{key}': checkpoint file not found" in err and "none.pt" in err
+
+
+def test_missing_dataset_root_names_path_and_layout(tmp_path, capsys):
+    root = tmp_path / "nowhere"
+    assert run_cli("direct", "--out", tmp_path / "o", "dataset=cifar10", f"data_root={root}", "arch=cifarnet") == 2
+    err = capsys.readouterr().err
+    assert "'data_root'" in err and str(root) in err and "expected" in err
+
+
+def test_mode_constraints(tmp_path, capsys):
+    assert run_cli("direct", "--out", tmp_path / "o", "dataset=synthetic", "neuron=qcfs", "levels=0") == 2
+    assert "'levels' must be >= 1 when neuron=qcfs" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="convert_steps"):
+        load_config("convert", overrides=["dataset=synthetic", "T=8", "convert_steps=4"], check_files=False)
+    with pytest.raises(ConfigError, match="hybrid fine-tunes an LM-HT"):
+        load_config("hybrid", overrides=["dataset=synthetic", "neuron=if"], check_files=False)
+
+
+def test_unknown_config_file_and_bad_yaml(tmp_path, capsys):
+    assert run_cli("direct", "-c", tmp_path / "missing.yaml", "-o", tmp_path / "o") == 2
+    assert "no such file" in capsys.readouterr().err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("lr: [1, 2\n")
+    assert run_cli("direct", "-c", bad, "-o", tmp_path / "o") == 2
+    assert "not valid YAML" in capsys.readouterr().err
+    modes = tmp_path / "modes.yaml"
+    modes.write_text("modes: {train: {lr: 1.0}}\n")
+    assert run_cli("direct", "-c", modes, "-o", tmp_path / "o") == 2
+    assert "'modes'" in capsys.readouterr().err
+
+
+def test_print_config(capsys):
+    assert run_cli("hybrid", "-c", "cifar10", "--print-config", "epochs=5") == 0
+    cfg = yaml.safe_load(capsys.readouterr().out)
+    assert cfg["epochs"] == 5 and cfg["lr"] == 5e-4 and cfg["dataset"] == "cifar10"
+
+
+def test_python_m_lmht_and_help():
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}
+    res = subprocess.run([sys.executable, "-m", "lmht", "direct", "--help"], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert res.returncode == 0
+    assert "key=value" in res.stdout and "tgim_init" in res.stdout
+    res = subprocess.run([sys.executable, "-m", "lmht", "train"], capture_output=True, text=True, env=env,
+                         timeout=120)
+    assert res.returncode == 2 and "invalid choice" in res.stderr
+
+
+def test_checkpoint_holds_what_resume_needs(ann_run):
+    _, out = ann_run
+    state = torch.load(out / "checkpoint.pt", weights_only=False)
+    for key in ("model", "optimizer", "scheduler", "scaler", "epoch", "best_top1", "history", "rng",
+                "config_hash", "config"):
+        assert key in state, key
+    assert set(state["rng"]) >= {"python", "numpy", "torch", "generators"}
+    assert "train_loader" in state["rng"]["generators"]
