@@ -96,11 +96,20 @@ def tgim_mix(x_seq: torch.Tensor, tgim: torch.Tensor | None) -> torch.Tensor:
     return (tgim.to(x_seq.dtype) @ x_seq.reshape(steps, -1)).reshape(x_seq.shape)
 
 
-def staircase(v: torch.Tensor, threshold: float, levels: int) -> torch.Tensor:
-    """``θ · clamp(floor(v / θ), 0, L)`` (Eq. 7), the op sequence shared by every backend."""
+def staircase(v: torch.Tensor, threshold: float, levels: int,
+              out: torch.Tensor | None = None) -> torch.Tensor:
+    """``θ · clamp(floor(v / θ), 0, L)`` (Eq. 7): the op sequence every backend shares.
+
+    ``floor(v / θ)`` is one floor-division; the clamp covers all L levels at once (no per-level pass).
+    """
     if threshold == 1.0:
-        return torch.clamp(torch.floor(v), 0, levels)
-    return torch.clamp(torch.floor(v / threshold), 0, levels) * threshold
+        out = torch.floor(v, out=out)
+    else:
+        out = torch.div(v, threshold, rounding_mode="floor", out=out)
+    out.clamp_(0, levels)
+    if threshold != 1.0:
+        out.mul_(threshold)
+    return out
 
 
 class _MultiLevelFire(torch.autograd.Function):
@@ -140,7 +149,12 @@ def lmht_step(
     Returns:
         ``(s_t, v_t)``: spikes ``{0, θ, …, Lθ}`` and the membrane after the soft reset.
     """
-    v = leak * v.detach() + current
+    v = v.detach()
+    # the fused kernel's ops (add / addcmul), so both paths round identically
+    if isinstance(leak, torch.Tensor):
+        v = torch.addcmul(current, v, leak)
+    else:
+        v = current + v if leak == 1.0 else torch.addcmul(current, v, torch.tensor(leak, dtype=v.dtype))
     spike = fire(v, params.threshold, params.levels, surrogate)
     return spike, v - spike.detach()
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import torch
 
-from lmht.functional import NeuronParams, lmht_multistep_plain
+from lmht.functional import NeuronParams, lmht_multistep_plain, staircase
 from lmht.surrogate import Surrogate
 
 __all__ = ["get_backend", "list_backends", "lmht_fused", "register_backend", "set_default_backend"]
@@ -54,82 +54,76 @@ def set_default_backend(name: str) -> None:
 
 
 class _FusedNeuron(torch.autograd.Function):
-    """Whole-sequence LM-HT neuron. Saves: x (only if Ω needs a gradient), Ω (only if x does), the
-    surrogate window as bool ``[T, N]`` (float membrane for non-binary surrogates), and the membrane
-    before each charge (only if the leak needs a gradient)."""
+    """Whole-sequence LM-HT neuron that saves nothing but its input and its output.
+
+    Both are alive anyway (the next layer saves the spikes, Ω needs x), so the neuron adds no
+    activation memory. The backward pass re-runs the cheap recurrence from them: with the spikes
+    known, ``v_pre_t = λ_t v_{t-1} + I_t`` and ``v_t = v_pre_t − s_t`` are two ops a step (no floor),
+    with the same ops as the forward pass, so the recomputed membranes are bitwise identical. The
+    mixed currents are written into the output buffer (forward) and the current-gradient buffer
+    (backward), so no ``[T, N]`` temporary is allocated either.
+    """
 
     @staticmethod
     def forward(ctx, x_seq, tgim, leak_seq, params: NeuronParams, surrogate: Surrogate):
         steps = x_seq.shape[0]
         x = x_seq.reshape(steps, -1)
-        currents = x if tgim is None else tgim.to(x.dtype) @ x
         theta, levels = params.threshold, params.levels
-        need_x, need_tgim, need_leak = ctx.needs_input_grad[:3]
-        need_grad = need_x or need_tgim or need_leak
-
-        spikes = torch.empty_like(currents)
-        v = torch.full_like(currents[0], params.v_init * theta)
-        binary = surrogate.binary
-        window = v_pre = v_prev = None
-        if need_grad:
-            if binary:
-                window = torch.empty(currents.shape, dtype=torch.bool, device=x.device)
-            else:
-                v_pre = torch.empty_like(currents)
-            if need_leak:
-                v_prev = torch.empty_like(currents)
-        lo, hi = Surrogate.window(theta, levels)
+        spikes = torch.empty_like(x)
+        if tgim is None:
+            currents = x
+        else:
+            currents = torch.matmul(tgim.to(x.dtype), x, out=spikes)  # row t is read before s_t lands
+        v = torch.empty_like(x[0])
+        v_prev = torch.full_like(x[0], params.v_init * theta)
         for t in range(steps):
-            if v_prev is not None:
-                v_prev[t].copy_(v)
-            if leak_seq is not None:
-                v.mul_(leak_seq[t])
-            v.add_(currents[t])
-            if window is not None:
-                torch.ge(v, lo, out=window[t])
-                window[t].logical_and_(v <= hi)
-            elif v_pre is not None:
-                v_pre[t].copy_(v)
-            s = spikes[t]
-            # same op sequence as functional.staircase, written into the output buffer
-            if theta == 1.0:
-                torch.floor(v, out=s)
-            else:
-                torch.div(v, theta, out=s)
-                s.floor_()
-            s.clamp_(0, levels)
-            if theta != 1.0:
-                s.mul_(theta)
-            v.sub_(s)
-
+            _charge(currents[t], v_prev, None if leak_seq is None else leak_seq[t], out=v)
+            staircase(v, theta, levels, out=spikes[t])
+            torch.sub(v, spikes[t], out=v_prev)
         ctx.params, ctx.surrogate, ctx.shape = params, surrogate, x_seq.shape
-        ctx.save_for_backward(
-            x if need_tgim else None,
-            tgim if (need_x and tgim is not None) else None,
-            window if window is not None else v_pre,
-            v_prev,
-        )
-        ctx.mark_non_differentiable(v)
-        return spikes.view(x_seq.shape), v.view(x_seq.shape[1:])
+        ctx.save_for_backward(x, tgim, leak_seq, spikes)
+        ctx.mark_non_differentiable(v_prev)
+        return spikes.view(x_seq.shape), v_prev.view(x_seq.shape[1:])
 
     @staticmethod
     def backward(ctx, grad_spikes, _grad_v):
-        x, tgim, window_or_v, v_prev = ctx.saved_tensors
-        steps = ctx.shape[0]
+        x, tgim, leak_seq, spikes = ctx.saved_tensors
+        params, surrogate = ctx.params, ctx.surrogate
+        steps = x.shape[0]
         grad = grad_spikes.reshape(steps, -1)
-        if ctx.surrogate.binary:
-            grad_current = grad * window_or_v
-        else:
-            grad_current = grad * ctx.surrogate.grad(window_or_v, ctx.params.threshold, ctx.params.levels)
-        grad_x = grad_tgim = grad_leak = None
-        if ctx.needs_input_grad[0]:
-            grad_x = grad_current if tgim is None else tgim.t().to(grad.dtype) @ grad_current
+        need_x, need_tgim, need_leak = ctx.needs_input_grad[:3]
+        # buffer that holds I_t until step t is processed, then dL/dI_t
+        grad_current = torch.empty_like(x) if tgim is None else torch.matmul(tgim.to(x.dtype), x)
+        currents = x if tgim is None else grad_current
+        grad_leak = torch.empty(steps, dtype=x.dtype, device=x.device) if need_leak else None
+        lo, hi = Surrogate.window(params.threshold, params.levels)
+        zero = x.new_zeros(())
+        v = torch.empty_like(x[0])
+        v_prev = torch.full_like(x[0], params.v_init * params.threshold)
+        for t in range(steps):
+            _charge(currents[t], v_prev, None if leak_seq is None else leak_seq[t], out=v)
+            if surrogate.binary:
+                inside = torch.ge(v, lo).logical_and_(v <= hi)
+                torch.where(inside, grad[t], zero, out=grad_current[t])
+            else:
+                torch.mul(grad[t], surrogate.grad(v, params.threshold, params.levels), out=grad_current[t])
+            if need_leak:
+                torch.dot(grad_current[t], v_prev, out=grad_leak[t])
+            torch.sub(v, spikes[t], out=v_prev)
+        grad_x = grad_tgim = None
+        if need_x:
+            grad_x = grad_current if tgim is None else tgim.t().to(x.dtype) @ grad_current
             grad_x = grad_x.view(ctx.shape)
-        if ctx.needs_input_grad[1]:
+        if need_tgim:
             grad_tgim = grad_current @ x.t()
-        if ctx.needs_input_grad[2]:
-            grad_leak = (grad_current * v_prev).sum(1)
         return grad_x, grad_tgim, grad_leak, None, None
+
+
+def _charge(current, v_prev, leak, out):
+    """``v = λ·v_prev + I`` (``λ = 1`` when ``leak`` is None), the op the plain path uses too."""
+    if leak is None:
+        return torch.add(current, v_prev, out=out)
+    return torch.addcmul(current, v_prev, leak, out=out)
 
 
 def lmht_fused(x_seq, params: NeuronParams, tgim=None, leak_seq=None, surrogate: Surrogate | None = None):
