@@ -142,3 +142,38 @@ def test_reset_classifier():
     assert model.get_classifier().out_features == 3
     with torch.no_grad():
         assert model.eval()(torch.randn(1, 3, 32, 32)).shape == (1, 3)
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [
+        ("fmnist_cnn", {"in_chans": 1}),
+        ("resnet20", {}),
+        ("resnet34", {"widths": (8, 8, 16, 16), "stem_width": 8}),
+        ("ms_resnet18", {"widths": (8, 16, 16, 32)}),
+        ("vgg11", {"hidden": 64}),
+    ],
+)
+def test_exact_hybrid_conversion_through_the_architecture(name, kwargs):
+    """With Q = T·L, the converted LM-HT network's time-mean logits are L × the QCFS ANN's logits:
+    the architecture's residual sums and average pools keep the conversion exact (spec: hybrid).
+    Float64 avoids float32 rounding flipping a level exactly at a quantization boundary."""
+    from lmht.convert import qcfs_to_lmht, relu_to_qcfs
+
+    torch.manual_seed(0)
+    ann = zoo.create_model(name, num_classes=10, **kwargs)
+    for m in ann.modules():  # non-trivial BN constants: the exact init must scale them too
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    relu_to_qcfs(ann, 4, threshold=1.0)
+    ann = ann.double()
+    shape = (1, 28, 28) if name == "fmnist_cnn" else (3, 32, 32)
+    x = torch.randn(4, *shape, dtype=torch.float64)
+    with torch.no_grad():
+        ref = ann.eval()(x)
+        snn = qcfs_to_lmht(ann, 2, 2, shape).eval()
+        out = snn(x).mean(0) / 2
+    assert ref.abs().max() > 1e-3
+    torch.testing.assert_close(out, ref, atol=1e-9, rtol=1e-9)
