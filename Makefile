@@ -1,0 +1,31 @@
+# The two commands of the README:
+#   make run    set up, then run the default (quick) suite on CPU and build its report
+#   make test   set up, then run the linters and the whole test suite
+SUITE ?= quick
+CORES ?= 2
+VENV := .venv/bin
+
+.PHONY: setup setup-test run report test lint bench clean-smoke
+
+setup:
+	bash scripts/setup.sh
+
+setup-test:
+	bash scripts/setup.sh --test
+
+run: setup
+	$(VENV)/snakemake --cores $(CORES) --config suite=$(SUITE)
+	$(VENV)/snakemake --cores $(CORES) --config suite=$(SUITE) --report results/$(SUITE)/report.html
+
+report: setup
+	$(VENV)/snakemake --cores $(CORES) --config suite=$(SUITE) --report results/$(SUITE)/report.html
+
+lint: setup-test
+	$(VENV)/ruff check .
+	$(VENV)/snakemake --lint
+
+test: setup-test lint
+	bash scripts/run-tests.sh
+
+bench: setup
+	$(VENV)/python benchmarks/neuron_bench.py
