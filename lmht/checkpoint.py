@@ -180,7 +180,8 @@ def load_checkpoint(
         state = torch.load(path, map_location=map_location, weights_only=False)
     except Exception as exc:  # torch raises RuntimeError/EOFError/UnpicklingError/... on damage
         raise CheckpointError(
-            f"{path}: checkpoint cannot be read ({type(exc).__name__}: {exc}); {hint}") from exc
+            f"{path}: checkpoint cannot be read ({type(exc).__name__}: {exc}); {hint}"
+        ) from exc
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path}: not an lmht run checkpoint (format {CHECKPOINT_FORMAT} expected)")
     missing = [k for k in _REQUIRED if k not in state]

@@ -41,19 +41,30 @@ def _keys_epilog() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="lmht", description="LM-HT spiking neural networks: training, conversion, reparameterization.",
+        prog="lmht",
+        description="LM-HT spiking neural networks: training, conversion, reparameterization.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="run `lmht MODE --help` for the config keys")
+        epilog="run `lmht MODE --help` for the config keys",
+    )
     sub = parser.add_subparsers(dest="mode", required=True, metavar="MODE")
     for mode in MODES:
-        p = sub.add_parser(mode, help=_MODE_HELP[mode], description=_MODE_HELP[mode], epilog=_keys_epilog(),
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p = sub.add_parser(
+            mode,
+            help=_MODE_HELP[mode],
+            description=_MODE_HELP[mode],
+            epilog=_keys_epilog(),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         p.add_argument("--config", "-c", metavar="FILE", help="YAML config file or preset name")
         p.add_argument("--out", "-o", metavar="DIR", help="output folder (required unless --print-config)")
-        p.add_argument("--restart", action="store_true",
-                       help="ignore an existing checkpoint / finished run in --out and start over")
-        p.add_argument("--print-config", action="store_true",
-                       help="print the resolved config as YAML and exit")
+        p.add_argument(
+            "--restart",
+            action="store_true",
+            help="ignore an existing checkpoint / finished run in --out and start over",
+        )
+        p.add_argument(
+            "--print-config", action="store_true", help="print the resolved config as YAML and exit"
+        )
         p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides (YAML values)")
     return parser
 

@@ -68,8 +68,10 @@ SCHEMA: dict[str, Key] = {
     # data
     "dataset": Key(str, "dataset name, see lmht.data (synthetic, fashion_mnist, cifar10, ...)"),
     "data_root": Key(str, "root folder of the dataset files", volatile=True),
-    "dataset_options": Key(dict, "dataset-specific options of lmht.data.create_dataset (e.g. synthetic "
-                                 "in_chans, image_size, length)"),
+    "dataset_options": Key(
+        dict,
+        "dataset-specific options of lmht.data.create_dataset (e.g. synthetic in_chans, image_size, length)",
+    ),
     "data_seed": Key(int, "seed of the data itself: subset choice, synthetic samples, DVS split", min=0),
     "train_subset": Key(int, "train on a seeded class-stratified subset of N samples; 0 = all", min=0),
     "test_subset": Key(int, "same for the test set; 0 = all", min=0),
@@ -87,15 +89,22 @@ SCHEMA: dict[str, Key] = {
     "neuron": Key(str, "lmht | mht | if | lif (SNN); relu | qcfs trains an ANN in direct mode"),
     "L": Key(int, "threshold levels of the LM-HT neuron", min=1),
     "T": Key(int, "time steps", min=1),
-    "threshold": Key(float, "direct: neuron threshold θ; null = 2/L for lmht/mht, 1.0 for if/lif "
-                            "(convert/hybrid: θ = ϑ of the QCFS layer)", nullable=True),
-    "v_init": Key(float, "direct: initial membrane as a fraction of θ; null = 0 (convert/hybrid: 0.5)",
-                  nullable=True),
-    "tgim_init": Key(str, "direct: T-GIM initialization (hybrid: uniform)",
-                     choices=("uniform", "identity", "random")),
+    "threshold": Key(
+        float,
+        "direct: neuron threshold θ; null = 2/L for lmht/mht, 1.0 for if/lif "
+        "(convert/hybrid: θ = ϑ of the QCFS layer)",
+        nullable=True,
+    ),
+    "v_init": Key(
+        float, "direct: initial membrane as a fraction of θ; null = 0 (convert/hybrid: 0.5)", nullable=True
+    ),
+    "tgim_init": Key(
+        str, "direct: T-GIM initialization (hybrid: uniform)", choices=("uniform", "identity", "random")
+    ),
     "learn_tgim": Key(bool, "learn the T-GIM"),
-    "leak": Key(float, "initial leak λ (lmht) or fixed leak (lif); null = the neuron's default",
-                nullable=True, min=0),
+    "leak": Key(
+        float, "initial leak λ (lmht) or fixed leak (lif); null = the neuron's default", nullable=True, min=0
+    ),
     "learn_leak": Key(bool, "learn the leak λ (lmht)"),
     "surrogate": Key(str, "surrogate gradient name (lmht.surrogate)"),
     "levels": Key(int, "QCFS quantization levels Q of the ANN; 0 = ReLU", min=0),
@@ -112,14 +121,21 @@ SCHEMA: dict[str, Key] = {
     "nesterov": Key(bool, "Nesterov momentum (SGD)"),
     "betas": Key(list, "AdamW betas [beta1, beta2]"),
     "scheduler": Key(str, "learning-rate schedule (timm.scheduler)", choices=("cosine", "none")),
-    "sched_on": Key(str, "advance the schedule once per epoch or once per optimizer step",
-                    choices=("epoch", "step")),
+    "sched_on": Key(
+        str, "advance the schedule once per epoch or once per optimizer step", choices=("epoch", "step")
+    ),
     "warmup_epochs": Key(int, "linear warm-up epochs", min=0),
     "warmup_lr": Key(float, "learning rate at the start of the warm-up", min=0),
     "min_lr": Key(float, "final learning rate of the cosine schedule", min=0),
     "grad_clip": Key(float, "clip the gradient norm to this value; 0 = off", min=0),
-    "amp": Key(str, "autocast on CUDA: none | bf16 | fp16 (ignored on CPU)",
-               choices=("none", "bf16", "fp16")),
+    "freeze_bn": Key(
+        bool,
+        "keep BatchNorm layers in eval mode while training (running statistics fixed; "
+        "affine weights still learn), e.g. to keep the exact hybrid init",
+    ),
+    "amp": Key(
+        str, "autocast on CUDA: none | bf16 | fp16 (ignored on CPU)", choices=("none", "bf16", "fp16")
+    ),
     "sync_bn": Key(bool, "convert BatchNorm to SyncBatchNorm under DDP"),
     # conversion / checkpoints
     "ann_checkpoint": Key(str, "QCFS ANN checkpoint.pt (convert, hybrid)", nullable=True),
@@ -129,8 +145,9 @@ SCHEMA: dict[str, Key] = {
     "seed": Key(int, "seed of every RNG (torch, numpy, random, data order, augmentation)", min=0),
     "deterministic": Key(bool, "torch.use_deterministic_algorithms(True)"),
     "device": Key(str, "auto | cpu | cuda | cuda:N"),
-    "checkpoint_every": Key(int, "also checkpoint every N optimizer steps; 0 = per epoch only", min=0,
-                            volatile=True),
+    "checkpoint_every": Key(
+        int, "also checkpoint every N optimizer steps; 0 = per epoch only", min=0, volatile=True
+    ),
     "resume": Key(bool, "resume from checkpoint.pt in --out when present", volatile=True),
     "progress": Key(bool, "tqdm progress bars (off anyway when stderr is not a TTY)", volatile=True),
 }
@@ -260,8 +277,9 @@ def resolve_config(
     return cfg
 
 
-def load_config(mode: str, config_file: str | None = None, overrides: Sequence[str] = (),
-                check_files: bool = True) -> dict[str, Any]:
+def load_config(
+    mode: str, config_file: str | None = None, overrides: Sequence[str] = (), check_files: bool = True
+) -> dict[str, Any]:
     """:func:`resolve_config` followed by :func:`validate_config`; returns the resolved config."""
     cfg = resolve_config(mode, config_file, overrides)
     validate_config(cfg, mode, check_files=check_files)
@@ -310,8 +328,9 @@ def _check_names(cfg: Mapping[str, Any], mode: str) -> None:
     from lmht import kernels, models, neurons, surrogate
 
     if cfg["dataset"] not in lmht_data.list_datasets():
-        raise ConfigError(f"'dataset': unknown dataset '{cfg['dataset']}' "
-                          f"(known: {_known(lmht_data.list_datasets())})")
+        raise ConfigError(
+            f"'dataset': unknown dataset '{cfg['dataset']}' (known: {_known(lmht_data.list_datasets())})"
+        )
     try:
         info = lmht_data.dataset_info(cfg["dataset"], **dataset_options(cfg))
     except (TypeError, ValueError) as exc:
@@ -329,19 +348,24 @@ def _check_names(cfg: Mapping[str, Any], mode: str) -> None:
     if mode == "direct" and neuron == "qcfs" and cfg["levels"] < 1:
         raise ConfigError("'levels' must be >= 1 when neuron=qcfs (QCFS quantization levels Q)")
     if cfg["surrogate"] not in surrogate.list_surrogates():
-        raise ConfigError(f"'surrogate': unknown surrogate '{cfg['surrogate']}' "
-                          f"(known: {_known(surrogate.list_surrogates())})")
+        raise ConfigError(
+            f"'surrogate': unknown surrogate '{cfg['surrogate']}' "
+            f"(known: {_known(surrogate.list_surrogates())})"
+        )
     backends = ["auto", *kernels.list_backends()]
     if cfg["backend"] not in backends:
         raise ConfigError(f"'backend': unknown backend '{cfg['backend']}' (known: {_known(backends)})")
     steps = [cfg["T"], *([cfg["convert_steps"]] if mode == "convert" else [])]
     if mode == "convert" and cfg["T"] > cfg["convert_steps"]:
-        raise ConfigError(f"'T' ({cfg['T']}) must be <= convert_steps ({cfg['convert_steps']}) in convert mode")
+        raise ConfigError(
+            f"'T' ({cfg['T']}) must be <= convert_steps ({cfg['convert_steps']}) in convert mode"
+        )
     if info.encoding == "frames" and info.frames:
         for t in steps:
             if info.frames % t:
                 raise ConfigError(
-                    f"'frames' ({info.frames}) must be a multiple of T ({t}) for {cfg['dataset']}")
+                    f"'frames' ({info.frames}) must be a multiple of T ({t}) for {cfg['dataset']}"
+                )
     if cfg["mixup"] > 0 or cfg["cutmix"] > 0:
         if cfg["batch_size"] % 2:
             raise ConfigError(f"'batch_size' must be even with Mixup/CutMix, got {cfg['batch_size']}")
@@ -358,8 +382,9 @@ def _check_files(cfg: Mapping[str, Any], mode: str) -> None:
     from lmht import data as lmht_data
 
     try:  # opening the test split finds missing files; the error names the path and the layout
-        lmht_data.create_dataset(cfg["dataset"], cfg["data_root"], train=False, seed=cfg["data_seed"],
-                                 **dataset_options(cfg))
+        lmht_data.create_dataset(
+            cfg["dataset"], cfg["data_root"], train=False, seed=cfg["data_seed"], **dataset_options(cfg)
+        )
     except FileNotFoundError as exc:
         raise ConfigError(f"'data_root': {exc}") from exc
 

@@ -55,19 +55,42 @@ CONFIG_FILE = "config.yaml"
 
 #: config key -> neuron keyword, per neuron name; names not listed get the "default" row.
 _NEURON_OPTIONS: dict[str, dict[str, str]] = {
-    "lmht": {"v_init": "v_init", "tgim_init": "tgim_init", "learn_tgim": "learn_tgim", "leak": "leak_init",
-             "learn_leak": "learn_leak", "surrogate": "surrogate", "backend": "backend"},
+    "lmht": {
+        "v_init": "v_init",
+        "tgim_init": "tgim_init",
+        "learn_tgim": "learn_tgim",
+        "leak": "leak_init",
+        "learn_leak": "learn_leak",
+        "surrogate": "surrogate",
+        "backend": "backend",
+    },
     "mht": {"v_init": "v_init", "leak": "leak_init", "surrogate": "surrogate", "backend": "backend"},
     "lif": {"v_init": "v_init", "leak": "leak", "surrogate": "surrogate", "backend": "backend"},
     "default": {"v_init": "v_init", "leak": "leak", "surrogate": "surrogate", "backend": "backend"},
 }
 #: options of the hybrid initialization that a config may set (the rest is fixed by Theorem 4.4)
-_HYBRID_OPTIONS = {"learn_tgim": "learn_tgim", "learn_leak": "learn_leak", "surrogate": "surrogate",
-                   "backend": "backend"}
+_HYBRID_OPTIONS = {
+    "learn_tgim": "learn_tgim",
+    "learn_leak": "learn_leak",
+    "surrogate": "surrogate",
+    "backend": "backend",
+}
 #: keys that define the network of a checkpoint; runs built on a checkpoint inherit them
 _ANN_KEYS = ("dataset", "arch", "levels", "qcfs_threshold")
-_SNN_KEYS = (*_ANN_KEYS, "neuron", "L", "T", "threshold", "v_init", "tgim_init", "learn_tgim", "leak",
-             "learn_leak", "surrogate", "frames")
+_SNN_KEYS = (
+    *_ANN_KEYS,
+    "neuron",
+    "L",
+    "T",
+    "threshold",
+    "v_init",
+    "tgim_init",
+    "learn_tgim",
+    "leak",
+    "learn_leak",
+    "surrogate",
+    "frames",
+)
 
 
 class RunError(RuntimeError):
@@ -119,7 +142,7 @@ def setup_context(device: str) -> Context:
 def seed_everything(seed: int, deterministic: bool = False) -> None:
     """Seed python, numpy and torch (all devices); optionally force deterministic algorithms."""
     random.seed(seed)
-    np.random.seed(seed % 2**32)
+    np.random.seed(seed % 2**32)  # noqa: NPY002  (global NumPy RNG: timm Mixup draws from it)
     torch.manual_seed(seed)
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -127,16 +150,26 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         torch.backends.cudnn.benchmark = False
 
 
-def get_rng_state(generators: Mapping[str, torch.Generator | None] = {}) -> dict[str, Any]:  # noqa: B006
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
-             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-             "generators": {k: g.get_state() for k, g in generators.items() if g is not None}}
+def get_rng_state(generators: Mapping[str, torch.Generator | None] | None = None) -> dict[str, Any]:
+    """Every RNG state a run depends on: python, NumPy (global), torch CPU/CUDA and named generators."""
+    generators = generators or {}
+    state = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),  # noqa: NPY002
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        "generators": {k: g.get_state() for k, g in generators.items() if g is not None},
+    }
     return state
 
 
-def set_rng_state(state: Mapping[str, Any], generators: Mapping[str, torch.Generator | None] = {}) -> None:  # noqa: B006
+def set_rng_state(
+    state: Mapping[str, Any], generators: Mapping[str, torch.Generator | None] | None = None
+) -> None:
+    """Restore what :func:`get_rng_state` returned."""
+    generators = generators or {}
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    np.random.set_state(state["numpy"])  # noqa: NPY002
     torch.set_rng_state(state["torch"])
     if state.get("cuda") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -149,14 +182,21 @@ def versions() -> dict[str, Any]:
     commit = None
     try:
         here = os.path.dirname(os.path.abspath(__file__))
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10
+        )
         commit = out.stdout.strip() or None if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         commit = None
     import timm
 
-    return {"python": platform.python_version(), "torch": torch.__version__, "timm": timm.__version__,
-            "lmht": lmht.__version__, "git_commit": commit}
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+        "lmht": lmht.__version__,
+        "git_commit": commit,
+    }
 
 
 def device_description(ctx: Context) -> str:
@@ -193,21 +233,51 @@ def build_data(cfg: Mapping[str, Any], ctx: Context, train: bool) -> Data:
 
     options = dataset_options(cfg)
     info = D.dataset_info(cfg["dataset"], **options)
-    test_set = D.create_dataset(cfg["dataset"], cfg["data_root"], train=False, subset=cfg["test_subset"],
-                                seed=cfg["data_seed"], **options)
+    test_set = D.create_dataset(
+        cfg["dataset"],
+        cfg["data_root"],
+        train=False,
+        subset=cfg["test_subset"],
+        seed=cfg["data_seed"],
+        **options,
+    )
     pin = ctx.device.type == "cuda"
-    test = D.create_loader(test_set, cfg["eval_batch_size"] or cfg["batch_size"], train=False, seed=cfg["seed"],
-                           workers=cfg["workers"], distributed=ctx.distributed, pin_memory=pin)
+    test = D.create_loader(
+        test_set,
+        cfg["eval_batch_size"] or cfg["batch_size"],
+        train=False,
+        seed=cfg["seed"],
+        workers=cfg["workers"],
+        distributed=ctx.distributed,
+        pin_memory=pin,
+    )
     train_loader, mixup = None, None
     if train:
-        train_set = D.create_dataset(cfg["dataset"], cfg["data_root"], train=True, augment=cfg["augment"],
-                                     autoaugment=cfg["autoaugment"], cutout=cfg["cutout"],
-                                     subset=cfg["train_subset"], seed=cfg["data_seed"], **options)
-        train_loader = D.create_loader(train_set, cfg["batch_size"], train=True, seed=cfg["seed"],
-                                       workers=cfg["workers"], distributed=ctx.distributed, pin_memory=pin)
+        train_set = D.create_dataset(
+            cfg["dataset"],
+            cfg["data_root"],
+            train=True,
+            augment=cfg["augment"],
+            autoaugment=cfg["autoaugment"],
+            cutout=cfg["cutout"],
+            subset=cfg["train_subset"],
+            seed=cfg["data_seed"],
+            **options,
+        )
+        train_loader = D.create_loader(
+            train_set,
+            cfg["batch_size"],
+            train=True,
+            seed=cfg["seed"],
+            workers=cfg["workers"],
+            distributed=ctx.distributed,
+            pin_memory=pin,
+        )
         if len(train_loader) == 0:
-            raise RunError(f"the training set ({len(train_set)} samples) is smaller than one batch "
-                           f"(batch_size={cfg['batch_size']})")
+            raise RunError(
+                f"the training set ({len(train_set)} samples) is smaller than one batch "
+                f"(batch_size={cfg['batch_size']})"
+            )
         mixup = D.create_mixup(cfg, info.num_classes)
     return Data(info, train_loader, test, mixup)
 
@@ -238,8 +308,9 @@ def build_ann(cfg: Mapping[str, Any], info: Any) -> nn.Module:
     from lmht.convert import relu_to_qcfs
     from lmht.models import create_model
 
-    model = create_model(cfg["arch"], num_classes=info.num_classes, in_chans=info.in_chans,
-                         **cfg["model_options"])
+    model = create_model(
+        cfg["arch"], num_classes=info.num_classes, in_chans=info.in_chans, **cfg["model_options"]
+    )
     if cfg["levels"] > 0:
         relu_to_qcfs(model, cfg["levels"], threshold=cfg["qcfs_threshold"])
     return model
@@ -249,9 +320,19 @@ def build_direct_snn(cfg: Mapping[str, Any], info: Any) -> nn.Module:
     from lmht.convert import build_snn
     from lmht.models import create_model
 
-    ann = create_model(cfg["arch"], num_classes=info.num_classes, in_chans=info.in_chans, **cfg["model_options"])
-    return build_snn(ann, cfg["neuron"], cfg["L"], cfg["T"], tuple(info.input_size), encoding=info.encoding,
-                     threshold=cfg["threshold"], **_neuron_kwargs(cfg))
+    ann = create_model(
+        cfg["arch"], num_classes=info.num_classes, in_chans=info.in_chans, **cfg["model_options"]
+    )
+    return build_snn(
+        ann,
+        cfg["neuron"],
+        cfg["L"],
+        cfg["T"],
+        tuple(info.input_size),
+        encoding=info.encoding,
+        threshold=cfg["threshold"],
+        **_neuron_kwargs(cfg),
+    )
 
 
 def build_hybrid_snn(cfg: Mapping[str, Any], info: Any, ann: nn.Module) -> nn.Module:
@@ -260,8 +341,9 @@ def build_hybrid_snn(cfg: Mapping[str, Any], info: Any, ann: nn.Module) -> nn.Mo
     kw = {arg: cfg[key] for key, arg in _HYBRID_OPTIONS.items() if cfg[key] is not None}
     if kw.get("backend") == "auto":
         del kw["backend"]
-    return qcfs_to_lmht(ann, cfg["L"], cfg["T"], tuple(info.input_size), encoding=info.encoding, exact=True,
-                        **kw)
+    return qcfs_to_lmht(
+        ann, cfg["L"], cfg["T"], tuple(info.input_size), encoding=info.encoding, exact=True, **kw
+    )
 
 
 def _inherit(cfg: dict[str, Any], source: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
@@ -307,9 +389,16 @@ def build_optimizer(cfg: Mapping[str, Any], model: nn.Module) -> torch.optim.Opt
     """SGD (momentum, Nesterov) or AdamW over every trainable parameter."""
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg["optimizer"] == "sgd":
-        return torch.optim.SGD(params, lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"],
-                               nesterov=cfg["nesterov"] and cfg["momentum"] > 0)
-    return torch.optim.AdamW(params, lr=cfg["lr"], betas=tuple(cfg["betas"]), weight_decay=cfg["weight_decay"])
+        return torch.optim.SGD(
+            params,
+            lr=cfg["lr"],
+            momentum=cfg["momentum"],
+            weight_decay=cfg["weight_decay"],
+            nesterov=cfg["nesterov"] and cfg["momentum"] > 0,
+        )
+    return torch.optim.AdamW(
+        params, lr=cfg["lr"], betas=tuple(cfg["betas"]), weight_decay=cfg["weight_decay"]
+    )
 
 
 def build_scheduler(cfg: Mapping[str, Any], optimizer: torch.optim.Optimizer, steps_per_epoch: int):
@@ -319,9 +408,16 @@ def build_scheduler(cfg: Mapping[str, Any], optimizer: torch.optim.Optimizer, st
     from timm.scheduler import create_scheduler_v2
 
     scheduler, _ = create_scheduler_v2(
-        optimizer, sched=cfg["scheduler"], num_epochs=cfg["epochs"], min_lr=cfg["min_lr"],
-        warmup_lr=cfg["warmup_lr"], warmup_epochs=cfg["warmup_epochs"],
-        step_on_epochs=cfg["sched_on"] == "epoch", updates_per_epoch=steps_per_epoch)
+        optimizer,
+        sched=cfg["scheduler"],
+        num_epochs=cfg["epochs"],
+        min_lr=cfg["min_lr"],
+        warmup_lr=cfg["warmup_lr"],
+        warmup_epochs=cfg["warmup_epochs"],
+        warmup_prefix=True,
+        step_on_epochs=cfg["sched_on"] == "epoch",
+        updates_per_epoch=steps_per_epoch,
+    )
     return scheduler
 
 
@@ -374,8 +470,15 @@ class EvalResult:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader, cfg: Mapping[str, Any], ctx: Context, measure: bool = False,
-             keep_predictions: bool = False, desc: str = "eval") -> EvalResult:
+def evaluate(
+    model: nn.Module,
+    loader,
+    cfg: Mapping[str, Any],
+    ctx: Context,
+    measure: bool = False,
+    keep_predictions: bool = False,
+    desc: str = "eval",
+) -> EvalResult:
     """Accuracy of the cumulative output after each step; with ``measure`` also firing rates and SOPs."""
     model.eval()
     net = unwrap(model)
@@ -409,23 +512,35 @@ def evaluate(model: nn.Module, loader, cfg: Mapping[str, Any], ctx: Context, mea
     if firing is not None:
         names = list(firing.sums)
         vals = _all_reduce([firing.sums[k] for k in names] + [float(firing.counts[k]) for k in names], ctx)
-        result.firing_rate = {k: (vals[i] / vals[i + len(names)] if vals[i + len(names)] else 0.0)
-                              for i, k in enumerate(names)}
+        result.firing_rate = {
+            k: (vals[i] / vals[i + len(names)] if vals[i + len(names)] else 0.0) for i, k in enumerate(names)
+        }
     if ops is not None:
         acs, macs, imgs = _all_reduce([ops.acs, ops.macs, float(ops.images)], ctx)
         imgs = max(imgs, 1.0)
         per_layer = ops.report().per_layer if not ctx.distributed else {}
-        result.ops = {"sops": acs / imgs, "macs": macs / imgs, "energy_mj": M.energy_mj(acs / imgs, macs / imgs),
-                      "per_layer": per_layer}
+        result.ops = {
+            "sops": acs / imgs,
+            "macs": macs / imgs,
+            "energy_mj": M.energy_mj(acs / imgs, macs / imgs),
+            "per_layer": per_layer,
+        }
     if keep_predictions:
         result.predictions = torch.cat(preds)
     return result
 
 
 def _eval_summary(r: EvalResult) -> dict[str, Any]:
-    return {"top1": r.top1, "top1_per_step": r.top1_per_step, "test_loss": r.loss, "firing_rate": r.firing_rate,
-            "sops": r.ops.get("sops"), "macs": r.ops.get("macs"), "energy_mj": r.ops.get("energy_mj"),
-            "sops_per_layer": r.ops.get("per_layer", {})}
+    return {
+        "top1": r.top1,
+        "top1_per_step": r.top1_per_step,
+        "test_loss": r.loss,
+        "firing_rate": r.firing_rate,
+        "sops": r.ops.get("sops"),
+        "macs": r.ops.get("macs"),
+        "energy_mj": r.ops.get("energy_mj"),
+        "sops_per_layer": r.ops.get("per_layer", {}),
+    }
 
 
 # ==================================================================================================
@@ -433,20 +548,30 @@ def _eval_summary(r: EvalResult) -> dict[str, Any]:
 # ==================================================================================================
 @dataclass
 class TrainState:
-    epoch: int = 0                      # completed epochs
-    step: int = 0                       # completed steps inside the current epoch (mid-epoch checkpoint)
+    epoch: int = 0  # completed epochs
+    step: int = 0  # completed steps inside the current epoch (mid-epoch checkpoint)
     best_top1: float | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     partial: dict[str, float] = field(default_factory=dict)  # running sums of the unfinished epoch
-    epoch_rng: dict[str, Any] | None = None                 # loader generator at the start of that epoch
+    epoch_rng: dict[str, Any] | None = None  # loader generator at the start of that epoch
     final_eval: dict[str, Any] | None = None
 
 
 class Trainer:
     """STBP / ANN training loop with verified checkpoints and exact resume."""
 
-    def __init__(self, mode: str, cfg: dict[str, Any], out: str, ctx: Context, model: nn.Module, data: Data,
-                 kind: str, chash: str, extra_state: Mapping[str, Any] | None = None):
+    def __init__(
+        self,
+        mode: str,
+        cfg: dict[str, Any],
+        out: str,
+        ctx: Context,
+        model: nn.Module,
+        data: Data,
+        kind: str,
+        chash: str,
+        extra_state: Mapping[str, Any] | None = None,
+    ):
         self.mode, self.cfg, self.out, self.ctx = mode, cfg, out, ctx
         self.kind, self.extra_state = kind, dict(extra_state or {})
         self.data = data
@@ -456,7 +581,8 @@ class Trainer:
             if cfg["sync_bn"]:
                 model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
             model = nn.parallel.DistributedDataParallel(
-                model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+                model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None
+            )
         self.model = model
         self.optimizer = build_optimizer(cfg, unwrap(model))
         self.steps_per_epoch = len(data.train) if data.train is not None else 0
@@ -481,13 +607,25 @@ class Trainer:
             return
         s = self.state
         payload = {
-            "format": ckpt_io.CHECKPOINT_FORMAT, "mode": self.mode, "kind": self.kind, "config": self.cfg,
-            "config_hash": self.hash, "epoch": s.epoch, "step": s.step, "best_top1": s.best_top1,
-            "history": s.history, "partial": s.partial, "epoch_rng": s.epoch_rng, "final_eval": s.final_eval,
-            "model": unwrap(self.model).state_dict(), "optimizer": self.optimizer.state_dict(),
+            "format": ckpt_io.CHECKPOINT_FORMAT,
+            "mode": self.mode,
+            "kind": self.kind,
+            "config": self.cfg,
+            "config_hash": self.hash,
+            "epoch": s.epoch,
+            "step": s.step,
+            "best_top1": s.best_top1,
+            "history": s.history,
+            "partial": s.partial,
+            "epoch_rng": s.epoch_rng,
+            "final_eval": s.final_eval,
+            "model": unwrap(self.model).state_dict(),
+            "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-            "scaler": self.scaler.state_dict(), "rng": get_rng_state(self._generators()),
-            "versions": versions(), **self.extra_state,
+            "scaler": self.scaler.state_dict(),
+            "rng": get_rng_state(self._generators()),
+            "versions": versions(),
+            **self.extra_state,
         }
         ckpt_io.save_checkpoint(self.ckpt_path, payload)
 
@@ -497,9 +635,15 @@ class Trainer:
         if self.scheduler is not None and saved.get("scheduler") is not None:
             self.scheduler.load_state_dict(saved["scheduler"])
         self.scaler.load_state_dict(saved["scaler"])
-        self.state = TrainState(epoch=saved["epoch"], step=saved.get("step", 0), best_top1=saved["best_top1"],
-                                history=list(saved["history"]), partial=dict(saved.get("partial") or {}),
-                                epoch_rng=saved.get("epoch_rng"), final_eval=saved.get("final_eval"))
+        self.state = TrainState(
+            epoch=saved["epoch"],
+            step=saved.get("step", 0),
+            best_top1=saved["best_top1"],
+            history=list(saved["history"]),
+            partial=dict(saved.get("partial") or {}),
+            epoch_rng=saved.get("epoch_rng"),
+            final_eval=saved.get("final_eval"),
+        )
         set_rng_state(saved["rng"], self._generators())
         done = f"{self.state.epoch} epoch(s)" + (f" + {self.state.step} step(s)" if self.state.step else "")
         _log(self.ctx, f"resumed from {self.ckpt_path} after {done}")
@@ -532,13 +676,19 @@ class Trainer:
         cfg, ctx, s = self.cfg, self.ctx, self.state
         model = self.model
         model.train()
+        if cfg["freeze_bn"]:
+            for m in model.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
         if self.scheduler is not None and s.step == 0 and cfg["sched_on"] == "epoch":
             self.scheduler.step(epoch)
         lr_start = s.partial.get("lr", self._lr())
         sums = {"loss": 0.0, "correct": 0.0, "n": 0.0, "seconds": 0.0, "lr": lr_start, **s.partial}
         t0 = time.perf_counter()
         it = self._epoch_iterator(epoch)
-        bar = _progress(it, cfg, ctx, f"epoch {epoch + 1}/{cfg['epochs']}", total=self.steps_per_epoch - s.step)
+        bar = _progress(
+            it, cfg, ctx, f"epoch {epoch + 1}/{cfg['epochs']}", total=self.steps_per_epoch - s.step
+        )
         for x, y in bar:
             x, y = x.to(ctx.device, non_blocking=True), y.to(ctx.device, non_blocking=True)
             target = y
@@ -551,11 +701,15 @@ class Trainer:
                 loss = self.criterion(logits.float().mean(0), target)
             value = float(loss.detach())
             if not math.isfinite(value):
-                kept = (f"the last good checkpoint {self.ckpt_path} is kept" if os.path.exists(self.ckpt_path)
-                        else "no checkpoint was written yet")
+                kept = (
+                    f"the last good checkpoint {self.ckpt_path} is kept"
+                    if os.path.exists(self.ckpt_path)
+                    else "no checkpoint was written yet"
+                )
                 raise NonFiniteLossError(
-                    f"non-finite training loss ({value}) at epoch {epoch + 1}, step {s.step + 1}: run stopped; "
-                    f"{kept}. Lower lr, set grad_clip, or use amp=none/bf16.")
+                    f"non-finite training loss ({value}) at epoch {epoch + 1}, step {s.step + 1}: "
+                    f"run stopped; {kept}. Lower lr, set grad_clip, or use amp=none/bf16."
+                )
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             if cfg["grad_clip"] > 0:
@@ -570,15 +724,21 @@ class Trainer:
             sums["n"] += y.shape[0]
             s.step += 1
             if hasattr(bar, "set_postfix"):
-                bar.set_postfix(loss=f"{sums['loss'] / sums['n']:.4f}", acc=f"{100 * sums['correct'] / sums['n']:.2f}")
+                bar.set_postfix(
+                    loss=f"{sums['loss'] / sums['n']:.4f}", acc=f"{100 * sums['correct'] / sums['n']:.2f}"
+                )
             every = cfg["checkpoint_every"]
             if every and s.step % every == 0 and s.step < self.steps_per_epoch:
                 s.partial = {**sums, "seconds": sums["seconds"] + time.perf_counter() - t0}
                 self.save()
         sums["seconds"] += time.perf_counter() - t0
         loss, correct, n = _all_reduce([sums["loss"], sums["correct"], sums["n"]], ctx)
-        return {"train_loss": loss / max(n, 1), "train_acc": 100.0 * correct / max(n, 1), "lr": sums["lr"],
-                "seconds": sums["seconds"]}
+        return {
+            "train_loss": loss / max(n, 1),
+            "train_acc": 100.0 * correct / max(n, 1),
+            "lr": sums["lr"],
+            "seconds": sums["seconds"],
+        }
 
     def fit(self) -> None:
         cfg, s = self.cfg, self.state
@@ -589,17 +749,26 @@ class Trainer:
             t0 = time.perf_counter()
             last = epoch == epochs - 1
             result = evaluate(self.model, self.data.test, cfg, self.ctx, measure=last, desc="test")
-            row = {"epoch": epoch + 1, "train_loss": train["train_loss"], "train_acc": train["train_acc"],
-                   "test_acc": result.top1, "test_loss": result.loss, "lr": train["lr"],
-                   "seconds": train["seconds"] + time.perf_counter() - t0}
+            row = {
+                "epoch": epoch + 1,
+                "train_loss": train["train_loss"],
+                "train_acc": train["train_acc"],
+                "test_acc": result.top1,
+                "test_loss": result.loss,
+                "lr": train["lr"],
+                "seconds": train["seconds"] + time.perf_counter() - t0,
+            }
             s.history.append(row)
             s.best_top1 = result.top1 if s.best_top1 is None else max(s.best_top1, result.top1)
             s.epoch, s.step, s.partial, s.epoch_rng = epoch + 1, 0, {}, None
             if last:
                 s.final_eval = _eval_summary(result)
             self.save()
-            _log(self.ctx, f"epoch {epoch + 1}/{epochs}  loss {row['train_loss']:.4f}  train {row['train_acc']:.2f}%  "
-                           f"test {row['test_acc']:.2f}%  lr {row['lr']:.3g}  {row['seconds']:.1f}s")
+            _log(
+                self.ctx,
+                f"epoch {epoch + 1}/{epochs}  loss {row['train_loss']:.4f}  train {row['train_acc']:.2f}%  "
+                f"test {row['test_acc']:.2f}%  lr {row['lr']:.3g}  {row['seconds']:.1f}s",
+            )
 
 
 # ==================================================================================================
@@ -616,30 +785,44 @@ def tgim_summary(model: nn.Module) -> dict[str, Any]:
         out[name] = {
             "tgim": tgim.detach().cpu().double().tolist() if isinstance(tgim, torch.Tensor) else None,
             "leak": float(leak.detach()) if isinstance(leak, torch.Tensor) else leak,
-            "L": int(neuron.L), "T": int(neuron.T), "threshold": M.threshold_of(layer),
-            "v_init": getattr(neuron, "v_init", None), "neuron": type(neuron).__name__,
+            "L": int(neuron.L),
+            "T": int(neuron.T),
+            "threshold": M.threshold_of(layer),
+            "v_init": getattr(neuron, "v_init", None),
+            "neuron": type(neuron).__name__,
         }
     return out
 
 
-def _write_outputs(out: str, metrics: dict[str, Any], history: list[dict[str, Any]], model: nn.Module | None,
-                   ctx: Context) -> None:
+def _write_outputs(
+    out: str, metrics: dict[str, Any], history: list[dict[str, Any]], model: nn.Module | None, ctx: Context
+) -> None:
     if not ctx.is_main:
         return
     import pandas as pd
 
     columns = ["epoch", "train_loss", "train_acc", "test_acc", "test_loss", "lr", "seconds"]
-    ckpt_io.atomic_write_text(os.path.join(out, LOG_FILE), pd.DataFrame(history, columns=columns).to_csv(index=False))
+    ckpt_io.atomic_write_text(
+        os.path.join(out, LOG_FILE), pd.DataFrame(history, columns=columns).to_csv(index=False)
+    )
     if model is not None:
         ckpt_io.atomic_write_json(os.path.join(out, TGIM_FILE), tgim_summary(model))
     ckpt_io.atomic_write_json(os.path.join(out, METRICS_FILE), metrics)  # last: marks the run complete
 
 
-def _base_metrics(mode: str, cfg: Mapping[str, Any], ctx: Context, model: nn.Module, t_start: float,
-                  chash: str) -> dict[str, Any]:
-    return {"mode": mode, "params": M.count_params(unwrap(model)), "wall_time_s": time.perf_counter() - t_start,
-            "device": device_description(ctx), "world_size": ctx.world_size, "versions": versions(),
-            "config": dict(cfg), "config_hash": chash}
+def _base_metrics(
+    mode: str, cfg: Mapping[str, Any], ctx: Context, model: nn.Module, t_start: float, chash: str
+) -> dict[str, Any]:
+    return {
+        "mode": mode,
+        "params": M.count_params(unwrap(model)),
+        "wall_time_s": time.perf_counter() - t_start,
+        "device": device_description(ctx),
+        "world_size": ctx.world_size,
+        "versions": versions(),
+        "config": dict(cfg),
+        "config_hash": chash,
+    }
 
 
 # ==================================================================================================
@@ -658,9 +841,11 @@ def _completed(out: str, cfg: Mapping[str, Any], chash: str, restart: bool) -> b
         return False
     if done.get("config_hash") == chash:
         return True
-    raise RunError(f"{path} holds a finished run with a different configuration "
-                   f"(differs in: {_describe_diff(done.get('config', {}), cfg)}); rerun with --restart to "
-                   "overwrite it, or use another --out")
+    raise RunError(
+        f"{path} holds a finished run with a different configuration "
+        f"(differs in: {_describe_diff(done.get('config', {}), cfg)}); rerun with --restart to "
+        "overwrite it, or use another --out"
+    )
 
 
 def _describe_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
@@ -746,14 +931,18 @@ def _run_training(mode, cfg, out, ctx, info, ann, parent, chash, restart):
     if os.path.exists(trainer.ckpt_path) and cfg["resume"] and not restart:
         saved = ckpt_io.load_checkpoint(trainer.ckpt_path, map_location=ctx.device)
         if saved.get("config_hash") != chash:
-            raise RunError(f"{trainer.ckpt_path} was written by a run with a different configuration "
-                           f"(differs in: {_describe_diff(saved['config'], cfg)}); "
-                           "rerun with --restart to start over, or use another --out")
+            raise RunError(
+                f"{trainer.ckpt_path} was written by a run with a different configuration "
+                f"(differs in: {_describe_diff(saved['config'], cfg)}); "
+                "rerun with --restart to start over, or use another --out"
+            )
     if mode == "hybrid":
         init_top1 = saved["init_top1"] if saved is not None else None
         if init_top1 is None:
             init_top1 = evaluate(trainer.model, data.test, cfg, ctx, desc="init").top1
-            _log(ctx, f"hybrid init: ANN {ann_top1:.2f}%  LM-HT (T={cfg['T']}, L={cfg['L']}) {init_top1:.2f}%")
+            _log(
+                ctx, f"hybrid init: ANN {ann_top1:.2f}%  LM-HT (T={cfg['T']}, L={cfg['L']}) {init_top1:.2f}%"
+            )
         trainer.extra_state["init_top1"] = init_top1
     if saved is not None:
         trainer.restore(saved)
@@ -762,8 +951,12 @@ def _run_training(mode, cfg, out, ctx, info, ann, parent, chash, restart):
     final = s.final_eval
     if final is None:  # epochs == 0
         final = _eval_summary(evaluate(trainer.model, data.test, cfg, ctx, measure=True, desc="test"))
-    metrics = {**final, "best_top1": s.best_top1 if s.best_top1 is not None else final["top1"],
-               "history": s.history, "kind": kind}
+    metrics = {
+        **final,
+        "best_top1": s.best_top1 if s.best_top1 is not None else final["top1"],
+        "history": s.history,
+        "kind": kind,
+    }
     if mode == "hybrid":
         metrics.update(init_top1=init_top1, ann_top1=ann_top1, ann_levels=parent["config"]["levels"])
     return metrics, s.history, trainer.model
@@ -779,9 +972,17 @@ def _run_convert(cfg, ctx, info, ann, parent):
     curve = evaluate(snn, data.test, cfg, ctx, desc=f"T={steps}").top1_per_step
     snn.T = cfg["T"]
     at_t = evaluate(snn, data.test, cfg, ctx, measure=True, desc=f"T={cfg['T']}")
-    metrics = {**_eval_summary(at_t), "top1": curve[cfg["T"] - 1], "top1_per_step": curve,
-               "top1_at": {str(t + 1): acc for t, acc in enumerate(curve)}, "best_top1": max(curve),
-               "history": [], "ann_top1": ann_top1, "ann_levels": parent["config"]["levels"], "kind": "snn"}
+    metrics = {
+        **_eval_summary(at_t),
+        "top1": curve[cfg["T"] - 1],
+        "top1_per_step": curve,
+        "top1_at": {str(t + 1): acc for t, acc in enumerate(curve)},
+        "best_top1": max(curve),
+        "history": [],
+        "ann_top1": ann_top1,
+        "ann_levels": parent["config"]["levels"],
+        "kind": "snn",
+    }
     return metrics, [], snn
 
 
@@ -792,9 +993,22 @@ def _run_reparam(cfg, ctx, info, snn, parent):
     before = evaluate(snn, data.test, cfg, ctx, measure=True, keep_predictions=True, desc="LM-HT")
     single = reparameterize(snn).to(ctx.device)
     after = evaluate(single, data.test, cfg, ctx, measure=True, keep_predictions=True, desc="single")
-    same, n = _all_reduce([float((before.predictions == after.predictions).sum()), float(len(after.predictions))], ctx)
-    reparam = {"before": _eval_summary(before), "after": _eval_summary(after), "agreement": 100.0 * same / n,
-               "delta_top1": after.top1 - before.top1, "T_after": cfg["T"] * cfg["L"]}
-    metrics = {**_eval_summary(after), "best_top1": after.top1, "history": [], "reparam": reparam, "kind": "snn",
-               "source_mode": parent["mode"]}
+    same, n = _all_reduce(
+        [float((before.predictions == after.predictions).sum()), float(len(after.predictions))], ctx
+    )
+    reparam = {
+        "before": _eval_summary(before),
+        "after": _eval_summary(after),
+        "agreement": 100.0 * same / n,
+        "delta_top1": after.top1 - before.top1,
+        "T_after": cfg["T"] * cfg["L"],
+    }
+    metrics = {
+        **_eval_summary(after),
+        "best_top1": after.top1,
+        "history": [],
+        "reparam": reparam,
+        "kind": "snn",
+        "source_mode": parent["mode"],
+    }
     return metrics, [], single

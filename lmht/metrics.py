@@ -58,7 +58,8 @@ def correct_per_step(logits_seq: torch.Tensor, target: torch.Tensor) -> torch.Te
         logits_seq = logits_seq.unsqueeze(0)
     if logits_seq.dim() != 3 or logits_seq.shape[1] != target.shape[0]:
         raise ValueError(
-            f"logits_seq must be [T, B, C] with B = {target.shape[0]}, got {tuple(logits_seq.shape)}")
+            f"logits_seq must be [T, B, C] with B = {target.shape[0]}, got {tuple(logits_seq.shape)}"
+        )
     steps = torch.arange(1, logits_seq.shape[0] + 1, device=logits_seq.device, dtype=torch.float32)
     cum = logits_seq.float().cumsum(0) / steps.view(-1, 1, 1)
     return (cum.argmax(-1) == target.view(1, -1)).sum(1)
@@ -130,6 +131,7 @@ class FiringRateMonitor(_Hooks):
             with torch.no_grad():
                 self.sums[name] += float(output.detach().double().sum()) / threshold_of(layer)
                 self.counts[name] += output.numel()
+
         return hook
 
     def rates(self) -> dict[str, float]:
@@ -154,8 +156,13 @@ class OpsReport:
         return energy_mj(self.acs, self.macs)
 
     def as_dict(self) -> dict[str, object]:
-        return {"sops": self.acs, "macs": self.macs, "energy_mj": self.energy_mj, "images": self.images,
-                "per_layer": self.per_layer}
+        return {
+            "sops": self.acs,
+            "macs": self.macs,
+            "energy_mj": self.energy_mj,
+            "images": self.images,
+            "per_layer": self.per_layer,
+        }
 
 
 class SynapticOpsCounter(_Hooks):
@@ -204,6 +211,7 @@ class SynapticOpsCounter(_Hooks):
             theta = threshold_of(layer)
             self._recent = theta
             self._outputs[output.untyped_storage().data_ptr()] = (weakref.ref(output), theta)
+
         return hook
 
     def _theta_of(self, x: torch.Tensor) -> float:
@@ -218,8 +226,11 @@ class SynapticOpsCounter(_Hooks):
             x = inputs[0]
             with torch.no_grad():
                 if self._recent is None:
-                    fan_in = module.in_features if isinstance(module, nn.Linear) else (
-                        module.in_channels // module.groups * math.prod(module.kernel_size))
+                    fan_in = (
+                        module.in_features
+                        if isinstance(module, nn.Linear)
+                        else (module.in_channels // module.groups * math.prod(module.kernel_size))
+                    )
                     macs = float(output.numel()) * fan_in
                     self.macs += macs
                     self.per_layer[name]["macs"] += macs
@@ -235,11 +246,13 @@ class SynapticOpsCounter(_Hooks):
                         raise ValueError(f"{name}: padding_mode={module.padding_mode!r} is not supported")
                     summed = level.sum(1, keepdim=True)  # [N, 1, *spatial]
                     ones = torch.ones((1, 1, *module.kernel_size), dtype=summed.dtype, device=summed.device)
-                    reach = _CONV[nd](summed, ones, stride=module.stride, padding=module.padding,
-                                      dilation=module.dilation)
+                    reach = _CONV[nd](
+                        summed, ones, stride=module.stride, padding=module.padding, dilation=module.dilation
+                    )
                     acs = float(reach.sum()) * module.out_channels / module.groups
                 self.acs += acs
                 self.per_layer[name]["acs"] += acs
+
         return hook
 
     def report(self) -> OpsReport:

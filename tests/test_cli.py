@@ -41,8 +41,21 @@ def read_metrics(out) -> dict:
         return json.load(fh)
 
 
-REQUIRED = ("top1", "top1_per_step", "best_top1", "history", "firing_rate", "sops", "energy_mj", "params",
-            "wall_time_s", "device", "versions", "config", "mode")
+REQUIRED = (
+    "top1",
+    "top1_per_step",
+    "best_top1",
+    "history",
+    "firing_rate",
+    "sops",
+    "energy_mj",
+    "params",
+    "wall_time_s",
+    "device",
+    "versions",
+    "config",
+    "mode",
+)
 
 
 def check_outputs(out, mode: str, steps: int) -> dict:
@@ -84,8 +97,10 @@ def test_ann_mode(ann_run):
 def test_convert_mode(ann_run, tmp_path):
     cfg, ann_out = ann_run
     out = tmp_path / "convert"
-    assert run_cli("convert", "-c", cfg, "-o", out, f"ann_checkpoint={ann_out}/checkpoint.pt",
-                   "convert_steps=8") == 0
+    assert (
+        run_cli("convert", "-c", cfg, "-o", out, f"ann_checkpoint={ann_out}/checkpoint.pt", "convert_steps=8")
+        == 0
+    )
     m = check_outputs(out, "convert", 8)
     assert m["top1"] == m["top1_per_step"][1]  # the config's T = 2
     assert m["top1_at"]["2"] == m["top1"] and len(m["top1_at"]) == 8
@@ -97,8 +112,19 @@ def test_convert_mode(ann_run, tmp_path):
 def test_hybrid_init_equals_ann_then_reparam(ann_run, tmp_path):
     cfg, ann_out = ann_run
     out = tmp_path / "hybrid"
-    assert run_cli("hybrid", "-c", cfg, "-o", out, f"ann_checkpoint={ann_out}/checkpoint.pt", "lr=5e-4",
-                   "weight_decay=5e-4") == 0
+    assert (
+        run_cli(
+            "hybrid",
+            "-c",
+            cfg,
+            "-o",
+            out,
+            f"ann_checkpoint={ann_out}/checkpoint.pt",
+            "lr=5e-4",
+            "weight_decay=5e-4",
+        )
+        == 0
+    )
     m = check_outputs(out, "hybrid", 2)
     # exact initialization with Q = T·L: the converted LM-HT network predicts like the QCFS ANN
     assert m["init_top1"] == pytest.approx(m["ann_top1"])
@@ -175,33 +201,46 @@ def test_defaults_cover_the_schema_and_presets_resolve():
 
 
 def test_overrides_are_typed_by_the_schema():
-    cfg = resolve_config("direct", overrides=["lr=1e-3", "epochs=3", "betas=[0.8, 0.9]", "ann_checkpoint=null",
-                                              "grad_clip=1", "amp=bf16", "nesterov=false"])
+    cfg = resolve_config(
+        "direct",
+        overrides=[
+            "lr=1e-3",
+            "epochs=3",
+            "betas=[0.8, 0.9]",
+            "ann_checkpoint=null",
+            "grad_clip=1",
+            "amp=bf16",
+            "nesterov=false",
+        ],
+    )
     assert cfg["lr"] == 1e-3 and isinstance(cfg["lr"], float)
     assert cfg["epochs"] == 3 and cfg["betas"] == [0.8, 0.9] and cfg["ann_checkpoint"] is None
     assert cfg["grad_clip"] == 1.0 and isinstance(cfg["grad_clip"], float)
     assert cfg["amp"] == "bf16" and cfg["nesterov"] is False
 
 
-@pytest.mark.parametrize(("override", "message"), [
-    ("learning_rate=0.1", "unknown config key 'learning_rate'"),
-    ("epochs=two", "'epochs' must be of type int"),
-    ("epochs=1.5", "'epochs' must be of type int"),
-    ("nesterov=3", "'nesterov' must be true or false"),
-    ("L=0", "'L' must be >= 1"),
-    ("T=0", "'T' must be >= 1"),
-    ("levels=-1", "'levels' must be >= 0"),
-    ("lr=-1", "'lr' must be >= 0"),
-    ("dataset=mnist3d", "'dataset': unknown dataset 'mnist3d'"),
-    ("arch=resnet999", "'arch': unknown model 'resnet999'"),
-    ("neuron=izhikevich", "'neuron': unknown neuron 'izhikevich'"),
-    ("optimizer=lamb", "'optimizer' must be one of"),
-    ("tgim_init=diagonal", "'tgim_init' must be one of"),
-    ("surrogate=nope", "'surrogate': unknown surrogate"),
-    ("device=tpu", "'device'"),
-    ("betas=[0.9]", "'betas'"),
-    ("epochs", "expected key=value"),
-])
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("learning_rate=0.1", "unknown config key 'learning_rate'"),
+        ("epochs=two", "'epochs' must be of type int"),
+        ("epochs=1.5", "'epochs' must be of type int"),
+        ("nesterov=3", "'nesterov' must be true or false"),
+        ("L=0", "'L' must be >= 1"),
+        ("T=0", "'T' must be >= 1"),
+        ("levels=-1", "'levels' must be >= 0"),
+        ("lr=-1", "'lr' must be >= 0"),
+        ("dataset=mnist3d", "'dataset': unknown dataset 'mnist3d'"),
+        ("arch=resnet999", "'arch': unknown model 'resnet999'"),
+        ("neuron=izhikevich", "'neuron': unknown neuron 'izhikevich'"),
+        ("optimizer=lamb", "'optimizer' must be one of"),
+        ("tgim_init=diagonal", "'tgim_init' must be one of"),
+        ("surrogate=nope", "'surrogate': unknown surrogate"),
+        ("device=tpu", "'device'"),
+        ("betas=[0.9]", "'betas'"),
+        ("epochs", "expected key=value"),
+    ],
+)
 def test_config_errors_name_the_key(override, message, tmp_path, capsys):
     assert run_cli("direct", "--out", tmp_path / "o", "dataset=synthetic", override) == 2
     err = capsys.readouterr().err
@@ -209,8 +248,10 @@ def test_config_errors_name_the_key(override, message, tmp_path, capsys):
     assert not (tmp_path / "o").exists()  # validated before any work
 
 
-@pytest.mark.parametrize(("mode", "key"), [("convert", "ann_checkpoint"), ("hybrid", "ann_checkpoint"),
-                                           ("reparam", "snn_checkpoint")])
+@pytest.mark.parametrize(
+    ("mode", "key"),
+    [("convert", "ann_checkpoint"), ("hybrid", "ann_checkpoint"), ("reparam", "snn_checkpoint")],
+)
 def test_missing_checkpoint(mode, key, tmp_path, capsys):
     assert run_cli(mode, "--out", tmp_path / "o", "dataset=synthetic") == 2
     assert f"'{key}' is required" in capsys.readouterr().err
@@ -221,7 +262,10 @@ def test_missing_checkpoint(mode, key, tmp_path, capsys):
 
 def test_missing_dataset_root_names_path_and_layout(tmp_path, capsys):
     root = tmp_path / "nowhere"
-    assert run_cli("direct", "--out", tmp_path / "o", "dataset=cifar10", f"data_root={root}", "arch=cifarnet") == 2
+    assert (
+        run_cli("direct", "--out", tmp_path / "o", "dataset=cifar10", f"data_root={root}", "arch=cifarnet")
+        == 2
+    )
     err = capsys.readouterr().err
     assert "'data_root'" in err and str(root) in err and "expected" in err
 
@@ -256,20 +300,36 @@ def test_print_config(capsys):
 
 def test_python_m_lmht_and_help():
     env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}
-    res = subprocess.run([sys.executable, "-m", "lmht", "direct", "--help"], capture_output=True, text=True,
-                         env=env, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-m", "lmht", "direct", "--help"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert res.returncode == 0
     assert "key=value" in res.stdout and "tgim_init" in res.stdout
-    res = subprocess.run([sys.executable, "-m", "lmht", "train"], capture_output=True, text=True, env=env,
-                         timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-m", "lmht", "train"], capture_output=True, text=True, env=env, timeout=120
+    )
     assert res.returncode == 2 and "invalid choice" in res.stderr
 
 
 def test_checkpoint_holds_what_resume_needs(ann_run):
     _, out = ann_run
     state = torch.load(out / "checkpoint.pt", weights_only=False)
-    for key in ("model", "optimizer", "scheduler", "scaler", "epoch", "best_top1", "history", "rng",
-                "config_hash", "config"):
+    for key in (
+        "model",
+        "optimizer",
+        "scheduler",
+        "scaler",
+        "epoch",
+        "best_top1",
+        "history",
+        "rng",
+        "config_hash",
+        "config",
+    ):
         assert key in state, key
     assert set(state["rng"]) >= {"python", "numpy", "torch", "generators"}
     assert "train_loader" in state["rng"]["generators"]

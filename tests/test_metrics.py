@@ -35,7 +35,7 @@ class TwoLayer(nn.Module):
         a[0, 1, 0, 0] = 1  # step 1, channel 1, corner: level 1 (fan-out 1 x 4)
         a[1, 1, 2, 2] = 3  # step 2, channel 1, corner: level 3 (fan-out 1 x 4)
         b = torch.zeros(2, 4, 2, 2)
-        b[0, 0] = 1        # step 1: 4 spikes of level 1
+        b[0, 0] = 1  # step 1: 4 spikes of level 1
         b[1, 2, 1, 0] = 2  # step 2: one spike of level 2
         self.stem = nn.Conv2d(1, 2, 3, padding=1)
         self.spike_a = FixedSpikes(a, 0.5)
@@ -131,8 +131,8 @@ def test_residual_input_uses_theta_of_its_producer():
         def forward(self, x):
             self.s1.batch = self.s2.batch = x.shape[0]
             a = self.s1(self.stem(x))
-            self.s2(a)                 # a later neuron with another θ runs first
-            return self.short(a)       # ... the shortcut still reads s1's spikes
+            self.s2(a)  # a later neuron with another θ runs first
+            return self.short(a)  # ... the shortcut still reads s1's spikes
 
     net = Res()
     with M.SynapticOpsCounter(net) as counter:
@@ -151,10 +151,12 @@ def test_ann_counts_only_macs():
 
 def test_accuracy_per_step_uses_cumulative_mean():
     target = torch.tensor([0, 1, 1])
-    logits = torch.tensor([
-        [[2.0, 0.0], [3.0, 0.0], [0.0, 1.0]],   # step 1: right, wrong, right
-        [[0.0, 1.0], [0.0, 4.0], [1.0, 0.0]],   # cumulative: [2,1] ok, [3,4] ok, [1,1] tie -> 0
-    ])
+    logits = torch.tensor(
+        [
+            [[2.0, 0.0], [3.0, 0.0], [0.0, 1.0]],  # step 1: right, wrong, right
+            [[0.0, 1.0], [0.0, 4.0], [1.0, 0.0]],  # cumulative: [2,1] ok, [3,4] ok, [1,1] tie -> 0
+        ]
+    )
     assert M.correct_per_step(logits, target).tolist() == [2, 2]
     acc = M.accuracy_per_step(logits, target)
     assert acc.tolist() == pytest.approx([200 / 3, 200 / 3])
