@@ -385,7 +385,7 @@ def _check_files(cfg: Mapping[str, Any], mode: str) -> None:
         lmht_data.create_dataset(
             cfg["dataset"], cfg["data_root"], train=False, seed=cfg["data_seed"], **dataset_options(cfg)
         )
-    except FileNotFoundError as exc:
+    except OSError as exc:  # DatasetNotFoundError (names the path and layout), failed download, ...
         raise ConfigError(f"'data_root': {exc}") from exc
 
 

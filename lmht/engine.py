@@ -23,6 +23,7 @@ run whose ``metrics.json`` matches the config returns at once. A non-finite loss
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import platform
@@ -178,16 +179,20 @@ def set_rng_state(
             g.set_state(state["generators"][key])
 
 
-def versions() -> dict[str, Any]:
-    commit = None
+@functools.cache
+def _git_commit() -> str | None:
     try:
         here = os.path.dirname(os.path.abspath(__file__))
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10
         )
-        commit = out.stdout.strip() or None if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
-        commit = None
+        return None
+    return (out.stdout.strip() or None) if out.returncode == 0 else None
+
+
+def versions() -> dict[str, Any]:
+    """Python, torch, timm and lmht versions and the git commit of the lmht source (None outside git)."""
     import timm
 
     return {
@@ -195,7 +200,7 @@ def versions() -> dict[str, Any]:
         "torch": torch.__version__,
         "timm": timm.__version__,
         "lmht": lmht.__version__,
-        "git_commit": commit,
+        "git_commit": _git_commit(),
     }
 
 
@@ -596,6 +601,8 @@ class Trainer:
             self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg["label_smoothing"])
         self.state = TrainState()
         self.hash = chash
+        self.t_start = time.perf_counter()  # start of this process's run (set by the caller)
+        self.elapsed_before = 0.0  # wall time of earlier, interrupted processes of this run
         self.ckpt_path = os.path.join(out, CHECKPOINT_FILE)
 
     # ------------------------------------------------------------------ checkpoints
@@ -625,6 +632,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "rng": get_rng_state(self._generators()),
             "versions": versions(),
+            "elapsed_s": self.elapsed_s(),
             **self.extra_state,
         }
         ckpt_io.save_checkpoint(self.ckpt_path, payload)
@@ -645,8 +653,14 @@ class Trainer:
             final_eval=saved.get("final_eval"),
         )
         set_rng_state(saved["rng"], self._generators())
+        self.elapsed_before = float(saved.get("elapsed_s", 0.0))
         done = f"{self.state.epoch} epoch(s)" + (f" + {self.state.step} step(s)" if self.state.step else "")
         _log(self.ctx, f"resumed from {self.ckpt_path} after {done}")
+
+    def elapsed_s(self) -> float:
+        """Wall time of the run so far, including processes that were interrupted (up to their last
+        checkpoint)."""
+        return self.elapsed_before + time.perf_counter() - self.t_start
 
     # ------------------------------------------------------------------ loop
     def _lr(self) -> float:
@@ -680,8 +694,11 @@ class Trainer:
             for m in model.modules():
                 if isinstance(m, nn.modules.batchnorm._BatchNorm):
                     m.eval()
-        if self.scheduler is not None and s.step == 0 and cfg["sched_on"] == "epoch":
-            self.scheduler.step(epoch)
+        if self.scheduler is not None and s.step == 0:  # the learning rate the epoch starts with
+            if cfg["sched_on"] == "epoch":
+                self.scheduler.step(epoch)
+            else:
+                self.scheduler.step_update(epoch * self.steps_per_epoch)
         lr_start = s.partial.get("lr", self._lr())
         sums = {"loss": 0.0, "correct": 0.0, "n": 0.0, "seconds": 0.0, "lr": lr_start, **s.partial}
         t0 = time.perf_counter()
@@ -878,6 +895,8 @@ def run(mode: str, cfg: dict[str, Any], out: str, restart: bool = False) -> dict
     elif mode == "reparam":
         parent_model, parent = load_snn(cfg["snn_checkpoint"], info, ctx.device)
         inherited = _inherit(cfg, parent["config"], _SNN_KEYS)
+    if mode == "direct" and cfg["neuron"] == "relu":
+        cfg["levels"] = 0  # a ReLU ANN
     chash = config_hash({**cfg, "input_checkpoint_sha256": input_digest}, mode)
     if _completed(out, cfg, chash, restart):
         _log(ctx, f"{os.path.join(out, METRICS_FILE)}: finished run of this configuration; nothing to do")
@@ -899,7 +918,7 @@ def run(mode: str, cfg: dict[str, Any], out: str, restart: bool = False) -> dict
     elif mode == "reparam":
         metrics = _run_reparam(cfg, ctx, info, parent_model, parent)
     else:
-        metrics = _run_training(mode, cfg, out, ctx, info, parent_model, parent, chash, restart)
+        metrics = _run_training(mode, cfg, out, ctx, info, parent_model, parent, chash, restart, t_start)
     metrics, history, model = metrics
     metrics = {**_base_metrics(mode, cfg, ctx, model, t_start, chash), **metrics}
     metrics["input_checkpoint_sha256"] = input_digest
@@ -910,7 +929,7 @@ def run(mode: str, cfg: dict[str, Any], out: str, restart: bool = False) -> dict
     return metrics
 
 
-def _run_training(mode, cfg, out, ctx, info, ann, parent, chash, restart):
+def _run_training(mode, cfg, out, ctx, info, ann, parent, chash, restart, t_start):
     data = build_data(cfg, ctx, train=cfg["epochs"] > 0)
     extra: dict[str, Any] = {}
     ann_top1 = None
@@ -920,12 +939,11 @@ def _run_training(mode, cfg, out, ctx, info, ann, parent, chash, restart):
         extra["ann_model"] = ann.state_dict()
         extra["ann_checkpoint_config"] = parent["config"]
     elif mode == "ann" or cfg["neuron"] in ANN_NEURONS:
-        if mode == "direct" and cfg["neuron"] == "relu":
-            cfg["levels"] = 0
         model, kind = build_ann(cfg, info), "ann"
     else:
         model, kind = build_direct_snn(cfg, info), "snn"
     trainer = Trainer(mode, cfg, out, ctx, model, data, kind, chash, extra)
+    trainer.t_start = t_start
     init_top1 = None
     saved = None
     if os.path.exists(trainer.ckpt_path) and cfg["resume"] and not restart:
@@ -956,6 +974,7 @@ def _run_training(mode, cfg, out, ctx, info, ann, parent, chash, restart):
         "best_top1": s.best_top1 if s.best_top1 is not None else final["top1"],
         "history": s.history,
         "kind": kind,
+        "wall_time_s": trainer.elapsed_s(),
     }
     if mode == "hybrid":
         metrics.update(init_top1=init_top1, ann_top1=ann_top1, ann_levels=parent["config"]["levels"])
@@ -991,7 +1010,10 @@ def _run_reparam(cfg, ctx, info, snn, parent):
 
     data = build_data(cfg, ctx, train=False)
     before = evaluate(snn, data.test, cfg, ctx, measure=True, keep_predictions=True, desc="LM-HT")
-    single = reparameterize(snn).to(ctx.device)
+    try:
+        single = reparameterize(snn).to(ctx.device)
+    except ValueError as exc:
+        raise RunError(f"{cfg['snn_checkpoint']}: cannot reparameterize this network: {exc}") from exc
     after = evaluate(single, data.test, cfg, ctx, measure=True, keep_predictions=True, desc="single")
     same, n = _all_reduce(
         [float((before.predictions == after.predictions).sum()), float(len(after.predictions))], ctx

@@ -333,3 +333,29 @@ def test_checkpoint_holds_what_resume_needs(ann_run):
         assert key in state, key
     assert set(state["rng"]) >= {"python", "numpy", "torch", "generators"}
     assert "train_loader" in state["rng"]["generators"]
+
+
+@pytest.mark.slow
+def test_torchrun_ddp_on_cpu(tmp_path):
+    """Two processes with the gloo backend: DistributedSampler, all-reduced metrics, rank 0 writes."""
+    cfg = write_config(tmp_path / "cfg.yaml", epochs=1, progress=False)
+    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    if not os.path.exists(torchrun):
+        pytest.skip("torchrun not installed next to the interpreter")
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    }
+    out = tmp_path / "ddp"
+    res = subprocess.run(
+        [torchrun, "--standalone", "--nproc_per_node=2", "-m", "lmht", "direct", "-c", cfg, "-o", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    m = check_outputs(out, "direct", 2)
+    assert m["world_size"] == 2
+    assert res.stdout.count("epoch 1/1") == 1  # only rank 0 logs

@@ -253,3 +253,14 @@ def test_grad_clip_label_smoothing_and_freeze_bn_run(cfg_file, tmp_path):
         == 0
     )
     assert metrics(out)["config"]["grad_clip"] == 0.5
+
+
+def test_reparam_of_an_if_network_is_a_clear_error(cfg_file, tmp_path, capsys):
+    assert run_cli("direct", "-c", cfg_file, "-o", tmp_path / "if", "epochs=1", "neuron=if", "L=1") == 0
+    assert (
+        run_cli(
+            "reparam", "-c", cfg_file, "-o", tmp_path / "r", f"snn_checkpoint={tmp_path}/if/checkpoint.pt"
+        )
+        == 2
+    )
+    assert "cannot reparameterize" in capsys.readouterr().err
