@@ -118,7 +118,7 @@ def expand_grid(suite_name, grid, seeds):
 
         if method in ("ann", "convert", "hybrid", "reparam-hybrid"):
             for Q in qs:
-                yield cell("ann", Q=Q, T=0, L=0)
+                yield cell("ann", Q=Q, L=None, T=None)
                 if method == "convert":
                     yield cell("convert", Q=Q, T=suite["convert_steps"])
                 if method in ("hybrid", "reparam-hybrid"):
@@ -356,7 +356,7 @@ def get_suite_cells(wildcards):
 
 
 def get_final_outputs():
-    """Targets of `rule all` for the selected suite: every table and figure."""
+    """Targets of the default rule `all` for the selected suite (every table and figure)."""
     return [
         *(f"{RESULTS}/{SUITE}/tables/{name}.{ext}" for name in TABLES for ext in [*TABLE_FORMATS, "html"]),
         *(f"{RESULTS}/{SUITE}/figures/{name}.png" for name in FIGURES),

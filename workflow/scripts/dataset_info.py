@@ -9,8 +9,6 @@ its top level (up to 2 GB in total; larger roots list names and sizes only).
 Standalone: ``python workflow/scripts/dataset_info.py NAME ROOT OUT.json``.
 """
 
-from __future__ import annotations
-
 import dataclasses
 import hashlib
 import json
@@ -43,7 +41,7 @@ def file_records(root: str) -> list[dict]:
 
 def describe(name: str, root: str, settings: dict) -> dict:
     """Load both splits the way the runs will (the CLI's resolved config) and describe them."""
-    from lmht.config import load_config
+    from lmht.config import dataset_options, load_config
     from lmht.data import create_dataset, dataset_info
 
     start = time.time()
@@ -51,8 +49,7 @@ def describe(name: str, root: str, settings: dict) -> dict:
     if root:
         overrides.append(f"data_root={root}")
     cfg = load_config("direct", None, overrides, check_files=False)
-    options = {"frames": cfg["frames"], **(cfg.get("dataset_options") or {})}
-    options = {k: v for k, v in options.items() if v is not None}
+    options = dataset_options(cfg)
     info = dataset_info(name, **options)
     train = create_dataset(name, cfg["data_root"], train=True, **options)
     test = create_dataset(name, cfg["data_root"], train=False, **options)
@@ -76,12 +73,12 @@ def main(name: str, root: str, out: str, settings: dict | None = None) -> None:
     print(json.dumps({k: record[k] for k in ("dataset", "train_size", "test_size")}))
 
 
-if "snakemake" in globals():
-    sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))  # noqa: F821 (the repository root)
-    with open(snakemake.log[0], "w") as log:  # noqa: F821
+if "snakemake" in globals():  # run by the dataset_info rule (script: directive)
+    smk = globals()["snakemake"]
+    sys.path.insert(0, str(Path(smk.scriptdir).parents[1]))  # the repository root
+    with open(smk.log[0], "w") as log:
         sys.stdout = sys.stderr = log
-        main(snakemake.wildcards.dataset, snakemake.params.data_root, snakemake.output.info,  # noqa: F821
-             snakemake.params.settings)  # noqa: F821
+        main(smk.wildcards.dataset, smk.params.data_root, smk.output.info, smk.params.settings)
 elif __name__ == "__main__":
     if len(sys.argv) != 4:
         sys.exit(__doc__)

@@ -62,11 +62,19 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--mode", required=True, choices=["ann", "convert", "hybrid", "direct", "reparam"])
     p.add_argument("--out", required=True, type=Path, help="cell folder (the CLI's --out)")
     p.add_argument("--log", required=True, type=Path, help="log file (stdout and stderr of the CLI)")
-    p.add_argument("--requires", action="append", default=[], type=Path,
-                   help="metrics.json of an upstream cell that must have succeeded")
+    p.add_argument(
+        "--requires",
+        action="append",
+        default=[],
+        type=Path,
+        help="metrics.json of an upstream cell that must have succeeded",
+    )
     p.add_argument("--on-failure", choices=["record", "fail"], default="record")
-    p.add_argument("--launcher", default=f"{shlex.quote(sys.executable)} -m lmht",
-                   help="command that starts the lmht CLI")
+    p.add_argument(
+        "--launcher",
+        default=f"{shlex.quote(sys.executable)} -m lmht",
+        help="command that starts the lmht CLI",
+    )
     p.add_argument("--pythonpath", default="", help="prepended to PYTHONPATH (the repository root)")
     p.add_argument("--threads", type=int, default=0, help="OMP/MKL threads of the run (0 = unchanged)")
     p.add_argument("settings", nargs="*", help="key=value settings passed to the CLI")
@@ -84,16 +92,26 @@ def main(argv: list[str] | None = None) -> int:
         stale.unlink(missing_ok=True)
 
     command = [*shlex.split(args.launcher), args.mode, "--out", str(out), *args.settings, "resume=true"]
-    record = {"status": "ok", "mode": args.mode, "command": shlex.join(command), "returncode": 0,
-              "error": "", "requeued": requeued, "log": str(args.log)}
+    record = {
+        "status": "ok",
+        "mode": args.mode,
+        "command": shlex.join(command),
+        "returncode": 0,
+        "error": "",
+        "requeued": requeued,
+        "log": str(args.log),
+    }
     settings = dict(s.split("=", 1) for s in args.settings if "=" in s)
     start = time.time()
 
     failed_upstream = [(p, read_status(p)[1]) for p in args.requires if read_status(p)[0] != "ok"]
     if failed_upstream:
         path, error = failed_upstream[0]
-        record.update(status="failed", returncode=None,
-                      error=f"upstream cell failed: {path}: {error.splitlines()[-1] if error else ''}")
+        record.update(
+            status="failed",
+            returncode=None,
+            error=f"upstream cell failed: {path}: {error.splitlines()[-1] if error else ''}",
+        )
         with args.log.open("a") as log:
             log.write(record["error"] + "\n")
     else:
@@ -123,11 +141,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.on_failure == "fail":
         metrics.unlink(missing_ok=True)
-        print(f"run_cell: {args.mode} cell {out} failed (see {args.log}):\n{record['error']}", file=sys.stderr)
+        print(
+            f"run_cell: {args.mode} cell {out} failed (see {args.log}):\n{record['error']}", file=sys.stderr
+        )
         return record["returncode"] or 1
     write_json_atomic(metrics, {**record, "config": settings})
-    print(f"run_cell: {args.mode} cell {out} FAILED, recorded in {metrics} (on_failure=record)",
-          file=sys.stderr)
+    print(
+        f"run_cell: {args.mode} cell {out} FAILED, recorded in {metrics} (on_failure=record)", file=sys.stderr
+    )
     return 0
 
 
