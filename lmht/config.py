@@ -34,8 +34,10 @@ __all__ = [
     "config_diff",
     "config_hash",
     "dataset_options",
+    "hybrid_kwargs",
     "list_presets",
     "load_config",
+    "neuron_kwargs",
     "parse_overrides",
     "resolve_config",
     "validate_config",
@@ -318,6 +320,47 @@ def dataset_options(cfg: Mapping[str, Any]) -> dict[str, Any]:
     return options
 
 
+#: config key -> neuron keyword argument, per neuron name (names not listed use "default")
+NEURON_OPTIONS: dict[str, dict[str, str]] = {
+    "lmht": {
+        "v_init": "v_init",
+        "tgim_init": "tgim_init",
+        "learn_tgim": "learn_tgim",
+        "leak": "leak_init",
+        "learn_leak": "learn_leak",
+        "surrogate": "surrogate",
+        "backend": "backend",
+    },
+    "mht": {"v_init": "v_init", "leak": "leak_init", "surrogate": "surrogate", "backend": "backend"},
+    "default": {"v_init": "v_init", "leak": "leak", "surrogate": "surrogate", "backend": "backend"},
+}
+#: options of the hybrid initialization a config may set (θ, v_init, T-GIM and λ are fixed by Thm. 4.4)
+HYBRID_OPTIONS = {
+    "learn_tgim": "learn_tgim",
+    "learn_leak": "learn_leak",
+    "surrogate": "surrogate",
+    "backend": "backend",
+}
+
+
+def _options(cfg: Mapping[str, Any], table: Mapping[str, str]) -> dict[str, Any]:
+    kw = {arg: cfg[key] for key, arg in table.items() if cfg[key] is not None}
+    if kw.get("backend") == "auto":
+        del kw["backend"]
+    return kw
+
+
+def neuron_kwargs(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """Keyword arguments of ``create_neuron(cfg.neuron, ...)`` for direct training (``v_init`` null -> 0)."""
+    values = {**cfg, "v_init": 0.0 if cfg["v_init"] is None else cfg["v_init"]}
+    return _options(values, NEURON_OPTIONS.get(cfg["neuron"], NEURON_OPTIONS["default"]))
+
+
+def hybrid_kwargs(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """Keyword arguments of ``qcfs_to_lmht`` that the config may set."""
+    return _options(cfg, HYBRID_OPTIONS)
+
+
 def _known(names: Iterable[str]) -> str:
     return ", ".join(names)
 
@@ -345,6 +388,11 @@ def _check_names(cfg: Mapping[str, Any], mode: str) -> None:
         raise ConfigError(f"'neuron': unknown neuron '{neuron}' (known: {_known(known_neurons)})")
     if mode == "hybrid" and neuron != "lmht":
         raise ConfigError(f"'neuron': hybrid fine-tunes an LM-HT network (neuron=lmht), got '{neuron}'")
+    if mode == "hybrid" and cfg["tgim_init"] != "uniform":
+        raise ConfigError(
+            "'tgim_init': the hybrid initialization starts from a uniform T-GIM (Theorem 4.4), "
+            f"got '{cfg['tgim_init']}'"
+        )
     if mode == "direct" and neuron == "qcfs" and cfg["levels"] < 1:
         raise ConfigError("'levels' must be >= 1 when neuron=qcfs (QCFS quantization levels Q)")
     if cfg["surrogate"] not in surrogate.list_surrogates():
@@ -355,6 +403,22 @@ def _check_names(cfg: Mapping[str, Any], mode: str) -> None:
     backends = ["auto", *kernels.list_backends()]
     if cfg["backend"] not in backends:
         raise ConfigError(f"'backend': unknown backend '{cfg['backend']}' (known: {_known(backends)})")
+    if mode in ("direct", "hybrid") and neuron not in ANN_NEURONS:  # let the neuron check its arguments
+        name, kw = (neuron, neuron_kwargs(cfg)) if mode == "direct" else ("lmht", hybrid_kwargs(cfg))
+        try:
+            neurons.create_neuron(name, L=cfg["L"], T=cfg["T"], threshold=cfg["threshold"], **kw)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"'neuron' ({name}, L={cfg['L']}, T={cfg['T']}): {exc}") from exc
+    if mode in ("ann", "direct"):  # build the architecture without memory to check model_options
+        import torch
+
+        try:
+            with torch.device("meta"):
+                models.create_model(
+                    arch, num_classes=info.num_classes, in_chans=info.in_chans, **cfg["model_options"]
+                )
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"'model_options' of {arch}: {exc}") from exc
     steps = [cfg["T"], *([cfg["convert_steps"]] if mode == "convert" else [])]
     if mode == "convert" and cfg["T"] > cfg["convert_steps"]:
         raise ConfigError(

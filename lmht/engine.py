@@ -44,7 +44,14 @@ from torch import nn
 import lmht
 from lmht import checkpoint as ckpt_io
 from lmht import metrics as M
-from lmht.config import ANN_NEURONS, config_diff, config_hash, dataset_options
+from lmht.config import (
+    ANN_NEURONS,
+    config_diff,
+    config_hash,
+    dataset_options,
+    hybrid_kwargs,
+    neuron_kwargs,
+)
 
 __all__ = ["NonFiniteLossError", "RunError", "run"]
 
@@ -54,28 +61,6 @@ LOG_FILE = "train_log.csv"
 TGIM_FILE = "tgim.json"
 CONFIG_FILE = "config.yaml"
 
-#: config key -> neuron keyword, per neuron name; names not listed get the "default" row.
-_NEURON_OPTIONS: dict[str, dict[str, str]] = {
-    "lmht": {
-        "v_init": "v_init",
-        "tgim_init": "tgim_init",
-        "learn_tgim": "learn_tgim",
-        "leak": "leak_init",
-        "learn_leak": "learn_leak",
-        "surrogate": "surrogate",
-        "backend": "backend",
-    },
-    "mht": {"v_init": "v_init", "leak": "leak_init", "surrogate": "surrogate", "backend": "backend"},
-    "lif": {"v_init": "v_init", "leak": "leak", "surrogate": "surrogate", "backend": "backend"},
-    "default": {"v_init": "v_init", "leak": "leak", "surrogate": "surrogate", "backend": "backend"},
-}
-#: options of the hybrid initialization that a config may set (the rest is fixed by Theorem 4.4)
-_HYBRID_OPTIONS = {
-    "learn_tgim": "learn_tgim",
-    "learn_leak": "learn_leak",
-    "surrogate": "surrogate",
-    "backend": "backend",
-}
 #: keys that define the network of a checkpoint; runs built on a checkpoint inherit them
 _ANN_KEYS = ("dataset", "arch", "levels", "qcfs_threshold")
 _SNN_KEYS = (
@@ -298,16 +283,6 @@ def unwrap(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
-def _neuron_kwargs(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    table = _NEURON_OPTIONS.get(cfg["neuron"], _NEURON_OPTIONS["default"])
-    values = dict(cfg)
-    values["v_init"] = 0.0 if cfg["v_init"] is None else cfg["v_init"]
-    kw = {arg: values[key] for key, arg in table.items() if values[key] is not None}
-    if kw.get("backend") == "auto":
-        del kw["backend"]
-    return kw
-
-
 def build_ann(cfg: Mapping[str, Any], info: Any) -> nn.Module:
     """ReLU ANN ``cfg.arch``, with QCFS activations when ``cfg.levels >= 1``."""
     from lmht.convert import relu_to_qcfs
@@ -336,18 +311,21 @@ def build_direct_snn(cfg: Mapping[str, Any], info: Any) -> nn.Module:
         tuple(info.input_size),
         encoding=info.encoding,
         threshold=cfg["threshold"],
-        **_neuron_kwargs(cfg),
+        **neuron_kwargs(cfg),
     )
 
 
 def build_hybrid_snn(cfg: Mapping[str, Any], info: Any, ann: nn.Module) -> nn.Module:
     from lmht.convert import qcfs_to_lmht
 
-    kw = {arg: cfg[key] for key, arg in _HYBRID_OPTIONS.items() if cfg[key] is not None}
-    if kw.get("backend") == "auto":
-        del kw["backend"]
     return qcfs_to_lmht(
-        ann, cfg["L"], cfg["T"], tuple(info.input_size), encoding=info.encoding, exact=True, **kw
+        ann,
+        cfg["L"],
+        cfg["T"],
+        tuple(info.input_size),
+        encoding=info.encoding,
+        exact=True,
+        **hybrid_kwargs(cfg),
     )
 
 

@@ -239,6 +239,10 @@ def test_overrides_are_typed_by_the_schema():
         ("device=tpu", "'device'"),
         ("betas=[0.9]", "'betas'"),
         ("epochs", "expected key=value"),
+        ("neuron=if", "single threshold level"),  # L = 2 from the defaults
+        ("leak=0.2", "leak_init must lie in (0.5, 1.5)"),
+        ("model_options={bogus: 1}", "'model_options' of fmnist_cnn"),
+        ("dataset_options={bogus: 1}", "'dataset_options'"),
     ],
 )
 def test_config_errors_name_the_key(override, message, tmp_path, capsys):
@@ -275,6 +279,8 @@ def test_mode_constraints(tmp_path, capsys):
     assert "'levels' must be >= 1 when neuron=qcfs" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="convert_steps"):
         load_config("convert", overrides=["dataset=synthetic", "T=8", "convert_steps=4"], check_files=False)
+    with pytest.raises(ConfigError, match="uniform T-GIM"):
+        load_config("hybrid", overrides=["dataset=synthetic", "tgim_init=identity"], check_files=False)
     with pytest.raises(ConfigError, match="hybrid fine-tunes an LM-HT"):
         load_config("hybrid", overrides=["dataset=synthetic", "neuron=if"], check_files=False)
 
