@@ -5,8 +5,8 @@
 * ``qcfs_to_if`` — classic conversion: QCFS -> IF with θ = ϑ, v_init = 0.5 (evaluate at long T).
 * ``qcfs_to_lmht`` — hybrid initialization (Sec. 4.5, Theorem 4.4), made exact: LM-HT with L levels,
   θ = ϑ, v_init = 0.5, uniform T-GIM, λ = 1; the first neuron layer's analog input × L and every later
-  constant term (bias, BN shift and running mean) × L. With Q = T·L the SNN's time-mean logits are
-  then L × the QCFS ANN's logits on static inputs.
+  constant term (bias, BN shift and running mean) × L — BN as a whole, see ``scale_constant_terms``.
+  With Q = T·L the SNN's time-mean logits are then L × the QCFS ANN's logits on static inputs.
 * ``build_snn`` — ReLU ANN -> SNN with any neuron (direct STBP training).
 * ``reparameterize`` — LM-HT network (T steps, L levels) -> single-threshold network over T·L steps
   (Sec. 4.4): neurons via ``to_single_threshold``, later constant terms ÷ L, first input ÷ L.
@@ -116,18 +116,26 @@ def _check_exact(layers, what: str) -> None:
 
 
 def scale_constant_terms(layers, factor: float) -> None:
-    """Multiply the constant terms of conv/linear/BN layers by ``factor`` (in place).
+    """Make each conv/linear/BN layer ``c``-homogeneous: ``layer'(c·x) = c · layer(x)`` (in place).
 
-    Conv/linear: the bias. BatchNorm: the shift β and the running mean, so that
-    ``BN'(c·x) = c · BN(x)`` in eval mode.
+    Conv/linear: the bias × c. BatchNorm: the shift β and the running mean × c (the spec's constant
+    terms), and also the scale γ × c with the running variance and ε × c². In eval mode this is the
+    same function as scaling β and the mean alone (up to ε), and in training mode, where BN normalises
+    by batch statistics and would undo an input scale of c, the output is still c × the original —
+    so hybrid fine-tuning starts from the converted function instead of shrinking it by 1/L.
     """
     for _, module in layers:
         if not isinstance(module, _AFFINE):
             continue
         if getattr(module, "bias", None) is not None:
             module.bias.data.mul_(factor)
-        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.running_mean is not None:
-            module.running_mean.mul_(factor)
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            if module.weight is not None:
+                module.weight.data.mul_(factor)
+            if module.running_mean is not None:
+                module.running_mean.mul_(factor)
+                module.running_var.mul_(factor**2)
+            module.eps *= factor**2
 
 
 def qcfs_to_lmht(qcfs_ann: nn.Module, L: int, T: int, input_shape: Sequence[int], encoding: str = "direct",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -283,3 +285,15 @@ def test_if_network_accepts_new_T_but_lmht_does_not():
     with pytest.raises(ValueError, match="T"):
         lm.T = 3
     assert isinstance(lm, SpikingNetwork)
+
+
+def test_scaled_batchnorm_is_homogeneous_in_train_and_eval_mode():
+    from lmht.convert import scale_constant_terms
+
+    bn = _randomize(nn.Sequential(nn.BatchNorm2d(4)), 0)[0].double()
+    scaled = copy.deepcopy(bn)
+    scale_constant_terms([("bn", scaled)], 3.0)
+    x = torch.randn(8, 4, 3, 3, dtype=torch.float64)
+    torch.testing.assert_close(scaled.eval()(3 * x), 3 * bn.eval()(x))
+    torch.testing.assert_close(scaled.train()(3 * x), 3 * bn.train()(x))
+    torch.testing.assert_close(scaled.running_mean, 3 * bn.running_mean)  # stats updated consistently
