@@ -6,15 +6,17 @@ A backend computes the whole multi-step neuron of ``lmht.functional`` in one cal
 
 ``plain``  the per-step autograd graph of ``lmht.functional.lmht_multistep_plain`` (the reference).
 ``torch``  one ``autograd.Function`` over the whole time loop (default): T-GIM as a single matmul over
-           time, multi-level firing as one floor (no per-level passes), the surrogate window saved as a
-           bool mask, membrane updated in place, no autograd graph per step. Values and gradients equal
-           the plain path's.
+           time, multi-level firing as one floor (no per-level passes), membrane updated in place, no
+           autograd graph per step, neurons processed in cache-sized chunks, nothing saved but the
+           input and the spikes. Values and gradients equal the plain path's.
 
-Other backends (``compile``, ``triton``) register themselves here when their dependencies exist.
+Optional backends live in ``lmht.backends`` and register themselves at import (end of this module):
+``compile`` (torch.compile / inductor, any device) and ``triton`` (CUDA + triton only).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -22,7 +24,16 @@ import torch
 from lmht.functional import NeuronParams, lmht_multistep_plain, staircase
 from lmht.surrogate import Surrogate
 
-__all__ = ["get_backend", "list_backends", "lmht_fused", "register_backend", "set_default_backend"]
+__all__ = [
+    "as_rows",
+    "from_rows",
+    "get_backend",
+    "list_backends",
+    "lmht_fused",
+    "register_backend",
+    "rows_in",
+    "set_default_backend",
+]
 
 Backend = Callable[..., tuple[torch.Tensor, torch.Tensor]]
 _BACKENDS: dict[str, Backend] = {}
@@ -53,70 +64,170 @@ def set_default_backend(name: str) -> None:
     _DEFAULT[0] = name
 
 
+#: Neurons per chunk of the fused kernel: the whole time loop runs on one chunk before the next, so a
+#: step's operands stay in cache, and the backward pass's ``dL/dI`` buffer is ``[T, chunk]``, not
+#: ``[T, N]``. 2^16 float32 = 256 KiB per row (two 32768-element grains, so ATen can still split each
+#: op over two threads).
+CHUNK = 1 << 16
+
+
 class _FusedNeuron(torch.autograd.Function):
     """Whole-sequence LM-HT neuron that saves nothing but its input and its output.
 
     Both are alive anyway (the next layer saves the spikes, Ω needs x), so the neuron adds no
     activation memory. The backward pass re-runs the cheap recurrence from them: with the spikes
     known, ``v_pre_t = λ_t v_{t-1} + I_t`` and ``v_t = v_pre_t − s_t`` are two ops a step (no floor),
-    with the same ops as the forward pass, so the recomputed membranes are bitwise identical. The
-    mixed currents are written into the output buffer (forward) and the current-gradient buffer
-    (backward), so no ``[T, N]`` temporary is allocated either.
+    with the same ops as the forward pass, so the recomputed membranes are bitwise identical.
+
+    Both passes walk the neurons in chunks of ``CHUNK`` and run all T steps on a chunk before the
+    next (the chunk's operands stay in cache). The forward pass writes the mixed currents of a chunk
+    into the output buffer (row t is read before s_t lands); the backward pass recomputes them into a
+    ``[T, CHUNK]`` buffer, overwrites them with ``dL/dI`` and applies Ωᵀ into the ``dL/dx`` output, so
+    beyond its output the backward pass allocates only chunk-sized buffers. The rectangular
+    surrogate is two float compares and two multiplies (no ``where``: its per-element branch is ~20×
+    slower on CPU); the gradient of the unused final membrane is never materialized.
     """
 
     @staticmethod
     def forward(ctx, x_seq, tgim, leak_seq, params: NeuronParams, surrogate: Surrogate):
         steps = x_seq.shape[0]
-        x = x_seq.reshape(steps, -1)
+        x, perm = as_rows(x_seq)
+        n = x.shape[1]
         theta, levels = params.threshold, params.levels
-        spikes = torch.empty_like(x)
-        if tgim is None:
-            currents = x
-        else:
-            currents = torch.matmul(tgim.to(x.dtype), x, out=spikes)  # row t is read before s_t lands
-        v = torch.empty_like(x[0])
-        v_prev = torch.full_like(x[0], params.v_init * theta)
-        for t in range(steps):
-            _charge(currents[t], v_prev, None if leak_seq is None else leak_seq[t], out=v)
-            staircase(v, theta, levels, out=spikes[t])
-            torch.sub(v, spikes[t], out=v_prev)
-        ctx.params, ctx.surrogate, ctx.shape = params, surrogate, x_seq.shape
+        spikes = torch.empty((steps, n), dtype=x.dtype, device=x.device)
+        v_last = torch.empty((n,), dtype=x.dtype, device=x.device)
+        chunk = min(n, CHUNK)
+        v = torch.empty((chunk,), dtype=x.dtype, device=x.device)
+        mix = None if tgim is None else tgim.to(x.dtype)
+        for a, b in _spans(n, chunk):
+            out = spikes[:, a:b]
+            currents = x[:, a:b] if mix is None else torch.mm(mix, x[:, a:b], out=out)
+            v_now, v_prev = v[: b - a], v_last[a:b]
+            v_prev.fill_(params.v_init * theta)
+            for t in range(steps):
+                _charge(currents[t], v_prev, None if leak_seq is None else leak_seq[t], out=v_now)
+                _fire(v_now, theta, levels, out=out[t])
+                torch.sub(v_now, out[t], out=v_prev)
+        ctx.set_materialize_grads(False)
+        ctx.params, ctx.surrogate, ctx.shape, ctx.perm = params, surrogate, x_seq.shape, perm
         ctx.save_for_backward(x, tgim, leak_seq, spikes)
-        ctx.mark_non_differentiable(v_prev)
-        return spikes.view(x_seq.shape), v_prev.view(x_seq.shape[1:])
+        v_last = from_rows(v_last, x_seq.shape, perm, step=True)
+        ctx.mark_non_differentiable(v_last)
+        return from_rows(spikes, x_seq.shape, perm), v_last
 
     @staticmethod
     def backward(ctx, grad_spikes, _grad_v):
         x, tgim, leak_seq, spikes = ctx.saved_tensors
         params, surrogate = ctx.params, ctx.surrogate
-        steps = x.shape[0]
-        grad = grad_spikes.reshape(steps, -1)
         need_x, need_tgim, need_leak = ctx.needs_input_grad[:3]
-        # buffer that holds I_t until step t is processed, then dL/dI_t
-        grad_current = torch.empty_like(x) if tgim is None else torch.matmul(tgim.to(x.dtype), x)
-        currents = x if tgim is None else grad_current
-        grad_leak = torch.empty(steps, dtype=x.dtype, device=x.device) if need_leak else None
-        lo, hi = Surrogate.window(params.threshold, params.levels)
-        zero = x.new_zeros(())
-        v = torch.empty_like(x[0])
-        v_prev = torch.full_like(x[0], params.v_init * params.threshold)
-        for t in range(steps):
-            _charge(currents[t], v_prev, None if leak_seq is None else leak_seq[t], out=v)
-            if surrogate.binary:
-                inside = torch.ge(v, lo).logical_and_(v <= hi)
-                torch.where(inside, grad[t], zero, out=grad_current[t])
-            else:
-                torch.mul(grad[t], surrogate.grad(v, params.threshold, params.levels), out=grad_current[t])
-            if need_leak:
-                torch.dot(grad_current[t], v_prev, out=grad_leak[t])
-            torch.sub(v, spikes[t], out=v_prev)
+        steps, n = x.shape
+        like = dict(dtype=x.dtype, device=x.device)
+        if grad_spikes is None:  # only the final membrane was used
+            return None, None, None, None, None
+        grad = rows_in(grad_spikes, ctx.perm)
         grad_x = grad_tgim = None
-        if need_x:
-            grad_x = grad_current if tgim is None else tgim.t().to(x.dtype) @ grad_current
-            grad_x = grad_x.view(ctx.shape)
-        if need_tgim:
-            grad_tgim = grad_current @ x.t()
+        if tgim is None:  # dL/dI is dL/dx: write it straight into the gradient
+            chunk = n
+            grad_current = torch.empty((steps, n), **like)
+        else:
+            tgim = tgim.to(x.dtype)
+            chunk = min(n, CHUNK)
+            buffer = torch.empty((steps, chunk), **like)  # I_t of the chunk, then dL/dI_t
+            grad_x = torch.empty((steps, n), **like) if need_x else None
+            grad_tgim = torch.zeros((steps, steps), **like) if need_tgim else None
+        spans = _spans(n, chunk)
+        leak_parts = torch.empty((len(spans), steps), **like) if need_leak else None
+        lo, hi = Surrogate.window(params.threshold, params.levels)
+        v = torch.empty((chunk,), **like)
+        v_prev = torch.empty((chunk,), **like)
+        mask = torch.empty((chunk,), **like) if surrogate.binary else None
+        for k, (a, b) in enumerate(spans):
+            x_chunk = x[:, a:b]
+            if tgim is None:
+                currents, grad_chunk = x_chunk, grad_current[:, a:b]
+            else:
+                grad_chunk = buffer[:, : b - a]
+                currents = torch.mm(tgim, x_chunk, out=grad_chunk)
+            v_now, v_before = v[: b - a], v_prev[: b - a]
+            v_before.fill_(params.v_init * params.threshold)
+            for t in range(steps):
+                _charge(currents[t], v_before, None if leak_seq is None else leak_seq[t], out=v_now)
+                g_t, out_t = grad[t, a:b], grad_chunk[t]
+                if surrogate.binary:  # rectangle: dL/dI = dL/ds · [lo <= v] · [v <= hi]
+                    m = mask[: b - a]
+                    torch.ge(v_now, lo, out=m)
+                    torch.mul(g_t, m, out=out_t)
+                    torch.le(v_now, hi, out=m)
+                    out_t.mul_(m)
+                else:
+                    torch.mul(g_t, surrogate.grad(v_now, params.threshold, params.levels), out=out_t)
+                if need_leak:
+                    torch.dot(out_t, v_before, out=leak_parts[k, t])
+                torch.sub(v_now, spikes[t, a:b], out=v_before)
+            if tgim is not None:
+                if need_x:
+                    torch.mm(tgim.t(), grad_chunk, out=grad_x[:, a:b])
+                if need_tgim:
+                    grad_tgim.addmm_(grad_chunk, x_chunk.t())
+        if tgim is None and need_x:
+            grad_x = grad_current
+        grad_leak = leak_parts.sum(0) if need_leak else None
+        grad_x = None if grad_x is None else from_rows(grad_x, ctx.shape, ctx.perm)
         return grad_x, grad_tgim, grad_leak, None, None
+
+
+def as_rows(x_seq: torch.Tensor) -> tuple[torch.Tensor, list[int] | None]:
+    """``x_seq [T, ...]`` as ``[T, N]`` rows that walk each step in memory order, and the dim order used.
+
+    A view whenever every step is dense in some dim order (contiguous, channels_last, one step
+    expanded over T), so a neuron neither copies its input nor changes its layout; otherwise a copy.
+    The order is None when each step is contiguous. ``rows_in`` applies a known order to another
+    tensor (a gradient), ``from_rows`` undoes it.
+    """
+    steps = x_seq.shape[0]
+    step = x_seq[0]
+    if step.is_contiguous():
+        return x_seq.reshape(steps, -1), None
+    dims = sorted(range(step.dim()), key=step.stride, reverse=True)
+    if not step.permute(dims).is_contiguous():
+        return x_seq.reshape(steps, -1), None
+    perm = [0, *(d + 1 for d in dims)]
+    return x_seq.permute(perm).reshape(steps, -1), perm
+
+
+def rows_in(x_seq: torch.Tensor, perm: list[int] | None) -> torch.Tensor:
+    """``x_seq [T, ...]`` as ``[T, N]`` rows in the dim order ``perm`` from ``as_rows`` (copy if needed)."""
+    if perm is not None:
+        x_seq = x_seq.permute(perm)
+    return x_seq.reshape(x_seq.shape[0], -1)
+
+
+def from_rows(rows: torch.Tensor, shape, perm: list[int] | None, step: bool = False) -> torch.Tensor:
+    """Inverse of ``as_rows``: a ``[T, N]`` (``step``: ``[N]``) tensor as ``shape`` in the same layout."""
+    if step:  # one step [N] of a [T, N] tensor
+        perm = None if perm is None else [p - 1 for p in perm[1:]]
+        shape = shape[1:]
+    if perm is None:
+        return rows.view(shape)
+    inverse = sorted(range(len(perm)), key=perm.__getitem__)
+    return rows.view([shape[p] for p in perm]).permute(inverse)
+
+
+def _spans(n: int, chunk: int) -> list[tuple[int, int]]:
+    return [(a, min(a + chunk, n)) for a in range(0, n, chunk)]
+
+
+def _is_power_of_two(value: float) -> bool:
+    return value > 0 and math.frexp(value)[0] == 0.5
+
+
+def _fire(v, threshold: float, levels: int, out):
+    """``staircase(v)`` into ``out``. For θ = 2^k, ``floor(v · 2^-k)`` is exact, so it equals the floor
+    division bit for bit at a tenth of its cost (ATen's float floor-division goes through ``fmod``)."""
+    if threshold != 1.0 and _is_power_of_two(threshold):
+        torch.mul(v, 1.0 / threshold, out=out).floor_()
+        return out.clamp_(0, levels).mul_(threshold)
+    return staircase(v, threshold, levels, out=out)
 
 
 def _charge(current, v_prev, leak, out):
@@ -142,3 +253,6 @@ def _plain(x_seq, params: NeuronParams, tgim=None, leak_seq=None, surrogate: Sur
 
 register_backend("plain", _plain)
 register_backend("torch", lmht_fused)
+
+# Optional backends (compile, triton) register themselves; imported last so the registry exists.
+import lmht.backends  # noqa: E402, F401

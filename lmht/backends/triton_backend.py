@@ -1,0 +1,264 @@
+"""``triton`` backend: the multi-step neuron as two Triton kernels (CUDA).
+
+One program owns a block of ``BLOCK`` neurons and runs all T steps of LM-HT (Eqs. 5-8) on it with the
+membrane in registers::
+
+    v_t = λ_t v_{t-1} + I_t;   s_t = θ clamp(⌊v_t / θ⌋, 0, L);   v_t -= s_t
+
+so each input row is read once and each spike row written once; the L levels cost one floor. The
+T-GIM is a matmul over time, done by cuBLAS before the forward kernel (``I = Ω x``, written into the
+spike buffer, which the kernel then overwrites in place) and around the backward kernel. The
+backward pass recomputes the membranes from the saved input and spikes (nothing else is saved, as in
+the ``torch`` backend): it recomputes ``I = Ω x`` into one ``[T, N]`` buffer, the kernel overwrites
+it with ``dL/dI`` and per-block partial sums of ``dL/dλ_t``, and two matmuls give ``dL/dx = Ωᵀ dL/dI``
+and ``dL/dΩ = dL/dI xᵀ``.
+
+Exactness: ``λ v + I`` is one FMA, like ATen's ``addcmul`` on CUDA; ``⌊v/θ⌋`` is ``floor`` for θ = 1,
+``floor(v · 2^-k)`` for θ = 2^k, and ATen's fmod-based floor division otherwise; thresholds, window
+bounds and ``v_0`` are rounded to float32 as ATen rounds Python scalars. So the spikes equal the
+plain path's bit for bit; gradients agree to float round-off (different summation order).
+
+Scope: float32 CUDA tensors (autocast is switched off around the neuron, like the ``torch``
+backend), surrogates ``rectangle``, ``triangle`` and ``sigmoid``. Anything else (CPU tensors, other
+dtypes or surrogates) runs the ``torch`` backend instead. Registered only when CUDA and triton are
+importable. ``TRITON_INTERPRET=1`` runs the same kernels on CPU tensors through Triton's interpreter
+(numpy; the tests use it): there the FMA is emulated in float64 and ``fmod`` is numpy's.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import torch
+
+from lmht.functional import NeuronParams
+from lmht.kernels import as_rows, from_rows, lmht_fused, register_backend, rows_in
+from lmht.surrogate import Surrogate
+
+try:
+    import triton
+    import triton.language as tl
+    from triton.language.extra import libdevice
+except ImportError:  # pragma: no cover - triton is an optional dependency
+    triton = None
+
+__all__ = ["AVAILABLE", "BLOCK", "INTERPRET", "SURROGATES", "lmht_triton"]
+
+#: neurons per program; 4 warps → 8 neurons per thread, 16-byte vector loads
+BLOCK = 1024
+NUM_WARPS = 4
+#: surrogate name -> kernel code (the formulas of lmht.surrogate, re-implemented in the kernel)
+SURROGATES = {"rectangle": 0, "triangle": 1, "sigmoid": 2}
+INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
+#: triton importable and a device to run it on (CUDA, or CPU through the interpreter)
+AVAILABLE = triton is not None and (torch.cuda.is_available() or INTERPRET)
+
+
+def _floor_mode(threshold: float) -> int:
+    """0: θ = 1 (``floor(v)``); 1: θ = 2^k (``floor(v · 2^-k)``, exact); 2: ATen's floor division."""
+    if threshold == 1.0:
+        return 0
+    return 1 if math.frexp(threshold)[0] == 0.5 else 2
+
+
+if triton is not None:
+
+    @triton.jit
+    def _charge(current, v, leak, HAS_LEAK: tl.constexpr, FMA_F64: tl.constexpr):
+        """``λ v + I`` rounded once (ATen's addcmul), or ``I + v`` without leak."""
+        if HAS_LEAK:
+            if FMA_F64:  # interpreter: numpy has no FMA; the float64 result rounds like one
+                v = (v.to(tl.float64) * leak.to(tl.float64) + current.to(tl.float64)).to(tl.float32)
+            else:
+                v = tl.fma(v, leak, current)
+        else:
+            v = current + v
+        return v
+
+    @triton.jit
+    def _fire(v, threshold, inv_threshold, levels, MODE: tl.constexpr, EXACT_FMOD: tl.constexpr):
+        """``θ clamp(⌊v/θ⌋, 0, L)`` with ATen's rounding of ``⌊v/θ⌋`` (see ``_floor_mode``)."""
+        if MODE == 0:
+            q = tl.floor(v)
+        elif MODE == 1:
+            q = tl.floor(v * inv_threshold)
+        else:
+            if EXACT_FMOD:
+                r = libdevice.fmod(v, threshold)
+            else:
+                r = v % threshold
+            d = (v - r) / threshold
+            d = tl.where(r < 0.0, d - 1.0, d)
+            q = tl.floor(d)
+            q = tl.where(d - q > 0.5, q + 1.0, q)
+        s = tl.minimum(tl.maximum(q, 0.0), levels)
+        if MODE != 0:
+            s = s * threshold
+        return s
+
+    @triton.jit
+    def _lmht_forward_kernel(
+        I, S, V, LEAK, n, stride_i, steps, threshold, inv_threshold, v_start, levels,
+        HAS_LEAK: tl.constexpr, MODE: tl.constexpr, EXACT_FMOD: tl.constexpr, FMA_F64: tl.constexpr,
+        BLOCK: tl.constexpr,
+    ):
+        """Spikes ``S [T, n]`` and final membrane ``V [n]`` from currents ``I`` (row stride
+        ``stride_i``; may be ``S`` itself: row t is read before it is overwritten)."""
+        offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+        mask = offs < n
+        v = tl.zeros([BLOCK], dtype=tl.float32) + v_start
+        i_ptrs = I + offs
+        s_ptrs = S + offs
+        for t in range(steps):
+            current = tl.load(i_ptrs, mask=mask, other=0.0)
+            leak = 1.0
+            if HAS_LEAK:
+                leak = tl.load(LEAK + t)
+            v = _charge(current, v, leak, HAS_LEAK, FMA_F64)
+            s = _fire(v, threshold, inv_threshold, levels, MODE, EXACT_FMOD)
+            tl.store(s_ptrs, s, mask=mask)
+            v = v - s
+            i_ptrs += stride_i
+            s_ptrs += n
+        tl.store(V + offs, v, mask=mask)
+
+    @triton.jit
+    def _lmht_backward_kernel(
+        I, S, G, GI, LEAK, LEAK_PARTS, n, stride_i, steps, threshold, levels, v_start, lo, hi,
+        HAS_LEAK: tl.constexpr, NEED_LEAK: tl.constexpr, SURROGATE: tl.constexpr, FMA_F64: tl.constexpr,
+        BLOCK: tl.constexpr,
+    ):
+        """``GI = dL/dI [T, n]`` (may be ``I`` itself) and ``LEAK_PARTS[program, t]`` = this block's
+        part of ``dL/dλ_t = Σ dL/dI_t · v_{t-1}``, recomputing ``v`` from ``I`` and the spikes ``S``."""
+        pid = tl.program_id(0)
+        offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+        mask = offs < n
+        v_prev = tl.zeros([BLOCK], dtype=tl.float32) + v_start
+        i_ptrs = I + offs
+        s_ptrs = S + offs
+        g_ptrs = G + offs
+        gi_ptrs = GI + offs
+        for t in range(steps):
+            current = tl.load(i_ptrs, mask=mask, other=0.0)
+            leak = 1.0
+            if HAS_LEAK:
+                leak = tl.load(LEAK + t)
+            v = _charge(current, v_prev, leak, HAS_LEAK, FMA_F64)
+            g = tl.load(g_ptrs, mask=mask, other=0.0)
+            if SURROGATE == 0:  # rectangle: 1 on [θ/2, (L + 1/2)θ]
+                grad_current = g * ((v >= lo) & (v <= hi)).to(tl.float32)
+            else:
+                u = v / threshold
+                nearest = tl.minimum(tl.maximum(tl.floor(u + 0.5), 1.0), levels)
+                if SURROGATE == 1:  # triangle: a tent of height 2 on each level centre
+                    grad_current = g * (2.0 * tl.maximum(1.0 - 2.0 * tl.abs(u - nearest), 0.0))
+                else:  # sigmoid, α = 4 (lmht.surrogate._sigmoid)
+                    sig = tl.sigmoid(4.0 * (u - nearest))
+                    grad_current = g * (4.0 * sig * (1.0 - sig))
+            tl.store(gi_ptrs, grad_current, mask=mask)
+            if NEED_LEAK:
+                tl.store(LEAK_PARTS + pid * steps + t, tl.sum(grad_current * v_prev, axis=0))
+            s = tl.load(s_ptrs, mask=mask, other=0.0)
+            v_prev = v - s
+            i_ptrs += stride_i
+            s_ptrs += n
+            g_ptrs += n
+            gi_ptrs += n
+
+
+def _launch_options() -> dict:
+    # without fusion the compiler keeps every other mul/add separately rounded, like ATen
+    return {} if INTERPRET else {"num_warps": NUM_WARPS, "enable_fp_fusion": False}
+
+
+def _forward(x, mix, leak, params: NeuronParams):
+    """``x [T, N]`` (unit inner stride) -> spikes ``[T, N]`` and the final membrane ``[N]``."""
+    steps, n = x.shape
+    theta = params.threshold
+    if mix is None:
+        currents, spikes = x, torch.empty((steps, n), dtype=x.dtype, device=x.device)
+    else:
+        currents = spikes = torch.mm(mix, x)  # overwritten in place by the spikes
+    v_last = torch.empty((n,), dtype=x.dtype, device=x.device)
+    _lmht_forward_kernel[(triton.cdiv(n, BLOCK),)](
+        currents, spikes, v_last, spikes if leak is None else leak, n, currents.stride(0), steps,
+        theta, 1.0 / theta, params.v_init * theta, float(params.levels),
+        HAS_LEAK=leak is not None, MODE=_floor_mode(theta), EXACT_FMOD=not INTERPRET, FMA_F64=INTERPRET,
+        BLOCK=BLOCK, **_launch_options())
+    return spikes, v_last
+
+
+def _backward(x, mix, leak, spikes, grad, params: NeuronParams, surrogate: Surrogate, needs):
+    need_x, need_tgim, need_leak = needs
+    steps, n = x.shape
+    blocks = triton.cdiv(n, BLOCK)
+    if mix is None:
+        currents, grad_current = x, torch.empty((steps, n), dtype=x.dtype, device=x.device)
+    else:
+        currents = grad_current = torch.mm(mix, x)  # I, overwritten in place by dL/dI
+    leak_parts = torch.empty((blocks, steps), dtype=x.dtype, device=x.device) if need_leak else None
+    lo, hi = Surrogate.window(params.threshold, params.levels)
+    _lmht_backward_kernel[(blocks,)](
+        currents, spikes, grad, grad_current, grad if leak is None else leak,
+        grad if leak_parts is None else leak_parts, n, currents.stride(0), steps, params.threshold,
+        float(params.levels), params.v_init * params.threshold, lo, hi,
+        HAS_LEAK=leak is not None, NEED_LEAK=need_leak, SURROGATE=SURROGATES[surrogate.name],
+        FMA_F64=INTERPRET, BLOCK=BLOCK, **_launch_options())
+    grad_x = grad_tgim = None
+    if need_x:
+        grad_x = grad_current if mix is None else mix.t() @ grad_current
+    if need_tgim:
+        grad_tgim = grad_current @ x.t()
+    return grad_x, grad_tgim, None if leak_parts is None else leak_parts.sum(0)
+
+
+class _TritonNeuron(torch.autograd.Function):
+    """Autograd wrapper: Triton forward, Triton recompute-and-backward (see module docstring)."""
+
+    @staticmethod
+    def forward(ctx, x_seq, tgim, leak_seq, params: NeuronParams, surrogate: Surrogate):
+        x, perm = as_rows(x_seq)
+        if x.stride(1) != 1:
+            x = x.contiguous()
+        mix = None if tgim is None else tgim.to(x.dtype)
+        leak = None if leak_seq is None else leak_seq.to(x.dtype).contiguous()
+        spikes, v_last = _forward(x, mix, leak, params)
+        ctx.set_materialize_grads(False)
+        ctx.params, ctx.surrogate, ctx.shape, ctx.perm = params, surrogate, x_seq.shape, perm
+        ctx.save_for_backward(x, mix, leak, spikes)
+        v_last = from_rows(v_last, x_seq.shape, perm, step=True)
+        ctx.mark_non_differentiable(v_last)
+        return from_rows(spikes, x_seq.shape, perm), v_last
+
+    @staticmethod
+    def backward(ctx, grad_spikes, _grad_v):
+        if grad_spikes is None:
+            return None, None, None, None, None
+        x, mix, leak, spikes = ctx.saved_tensors
+        grad = rows_in(grad_spikes, ctx.perm).contiguous()
+        grad_x, grad_tgim, grad_leak = _backward(x, mix, leak, spikes, grad, ctx.params, ctx.surrogate,
+                                                 ctx.needs_input_grad[:3])
+        grad_x = None if grad_x is None else from_rows(grad_x, ctx.shape, ctx.perm)
+        return grad_x, grad_tgim, grad_leak, None, None
+
+
+def _runs_here(x_seq: torch.Tensor, surrogate: Surrogate | None) -> bool:
+    return (AVAILABLE and (x_seq.is_cuda or INTERPRET) and x_seq.dtype == torch.float32
+            and surrogate is not None and surrogate.name in SURROGATES)
+
+
+def lmht_triton(x_seq, params: NeuronParams, tgim=None, leak_seq=None, surrogate: Surrogate | None = None):
+    """``triton`` backend: ``(spikes [T, ...], final membrane [...])``; falls back to the ``torch``
+    backend outside its scope (see the module docstring)."""
+    if x_seq.is_cuda and torch.is_autocast_enabled("cuda"):
+        with torch.autocast("cuda", enabled=False):
+            return lmht_triton(x_seq.float(), params, None if tgim is None else tgim.float(),
+                               None if leak_seq is None else leak_seq.float(), surrogate)
+    if not _runs_here(x_seq, surrogate):
+        return lmht_fused(x_seq, params, tgim, leak_seq, surrogate)
+    return _TritonNeuron.apply(x_seq, tgim, leak_seq, params, surrogate)
+
+
+if triton is not None and torch.cuda.is_available():
+    register_backend("triton", lmht_triton)

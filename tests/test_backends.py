@@ -1,0 +1,271 @@
+"""Every available neuron backend against the plain path: equal spikes, close gradients (CPU, seconds).
+
+Backends checked here: ``torch`` (always), ``compile`` (torch.compile; the first run compiles each
+specialisation, seconds each, cached on disk by inductor), ``triton`` (registered only with CUDA; on
+CPU its kernels still run through Triton's interpreter in a subprocess). CUDA-only checks skip with
+their reason when there is no GPU.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from lmht import kernels
+from lmht.functional import NeuronParams
+from lmht.kernels import get_backend, list_backends, set_default_backend
+from lmht.neurons import IFNeuron, LMHTNeuron
+from lmht.surrogate import create_surrogate
+
+CUDA = torch.cuda.is_available()
+NO_CUDA = "needs a CUDA device: the triton backend and the GPU equality checks run only on a GPU"
+HAS_TRITON = importlib.util.find_spec("triton") is not None
+FAST = [name for name in list_backends() if name != "plain"]
+
+
+# ------------------------------------------------------------------------------------------------
+# One case = one call of a backend function; its spikes, final membrane and gradients vs plain
+# ------------------------------------------------------------------------------------------------
+def _case(L=4, T=3, threshold=0.7, v_init=0.25, tgim="random", leak="learned", surrogate="rectangle",
+          shape=(4, 3, 5), seed=0, device="cpu", dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed + 31 * L + T)
+    x = (torch.randn(T, *shape, generator=g, dtype=torch.float64) * 1.5 + 0.3).to(dtype)
+    omega = None
+    if tgim == "random":
+        omega = torch.rand(T, T, generator=g, dtype=torch.float64) + 0.05
+        omega = (omega / omega.sum(1, keepdim=True)).to(dtype)
+    leak_seq = None
+    if leak == "learned":
+        leak_seq = torch.full((T,), 0.9, dtype=dtype)
+    elif leak == "fixed":
+        leak_seq = torch.full((T,), 0.5, dtype=dtype)
+    weights = torch.linspace(-1, 1, x.numel(), dtype=dtype).view_as(x)
+    to = dict(device=device)
+    return dict(x=x.to(**to), omega=None if omega is None else omega.to(**to),
+                leak=None if leak_seq is None else leak_seq.to(**to), weights=weights.to(**to),
+                params=NeuronParams(L, threshold, v_init), surrogate=create_surrogate(surrogate),
+                learn=dict(omega=omega is not None, leak=leak == "learned"))
+
+
+def _run(name, case):
+    x = case["x"].clone().requires_grad_(True)
+    omega = case["omega"]
+    if omega is not None and case["learn"]["omega"]:
+        omega = omega.clone().requires_grad_(True)
+    leak = case["leak"]
+    if leak is not None and case["learn"]["leak"]:
+        leak = leak.clone().requires_grad_(True)
+    spikes, v_last = get_backend(name)(x, case["params"], omega, leak, case["surrogate"])
+    (spikes * case["weights"]).sum().backward()
+    grads = [t.grad if t is not None and t.requires_grad else None for t in (x, omega, leak)]
+    return spikes.detach(), v_last, grads
+
+
+def _assert_matches_plain(name, case):
+    ref_s, ref_v, ref_g = _run("plain", case)
+    s, v, g = _run(name, case)
+    assert s.shape == ref_s.shape and s.dtype == ref_s.dtype
+    assert torch.equal(s, ref_s), f"{name}: {(s != ref_s).sum().item()} spikes differ from plain"
+    assert torch.equal(v, ref_v), f"{name}: final membrane differs from plain"
+    for what, a, b in zip(("x", "tgim", "leak"), ref_g, g, strict=True):
+        assert (a is None) == (b is None), what
+        if a is not None:
+            # sums over many neurons in another order: scale the tolerance by the summed magnitude
+            scale = (case["x"].abs().sum() if what != "x" else 1.0)
+            torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6 * float(scale), msg=f"{name}: d/d{what}")
+
+
+# (L, T) at θ = 0.7, v_init = 0.25, random T-GIM, learned leak: the specialisations of
+# tests/test_neurons.py, so the compile backend compiles them once per session
+GRID = [(1, 1), (2, 2), (4, 3), (2, 8)]
+# each property varied from (L, T) = (4, 3); thresholds ride along (θ = 1: floor; 2^k: scaled floor;
+# anything else: ATen's floor division) to keep the number of compiled specialisations small
+VARIANTS = [
+    dict(surrogate="triangle"),
+    dict(surrogate="sigmoid"),
+    dict(leak="none", threshold=1.0),
+    dict(leak="fixed", threshold=0.5),
+    dict(tgim="none", threshold=2.0 / 3.0),
+    dict(tgim="none", leak="none", L=1, threshold=1.0, v_init=0.0),  # the IF neuron
+    dict(threshold=2.0, v_init=0.0),
+]
+
+
+@pytest.mark.parametrize("name", FAST)
+@pytest.mark.parametrize("L,T", GRID)
+def test_backend_matches_plain_over_levels_and_steps(name, L, T):
+    _assert_matches_plain(name, _case(L=L, T=T))
+
+
+@pytest.mark.parametrize("name", FAST)
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "-".join(f"{k}={v[k]}" for k in v))
+def test_backend_matches_plain_surrogates_leaks_tgim_thresholds(name, variant):
+    _assert_matches_plain(name, _case(**variant))
+
+
+@pytest.mark.parametrize("name", FAST)
+def test_backend_float64(name):
+    # compile on CPU rounds a float64 leaky charge twice (see lmht.backends.compiled): no leak there
+    leak = "none" if name == "compile" else "learned"
+    _assert_matches_plain(name, _case(dtype=torch.float64, L=3, T=4, threshold=0.4, leak=leak))
+
+
+def test_torch_backend_chunks_cover_every_neuron(monkeypatch):
+    """Several chunks and a ragged last one (CHUNK forced small), with and without T-GIM.
+
+    Chunks are multiples of 64 neurons, the column blocking of the BLAS matmul, so the chunked
+    ``Ω x`` equals the single matmul of the plain path bit for bit.
+    """
+    monkeypatch.setattr(kernels, "CHUNK", 64)
+    for tgim in ("random", "none"):
+        for surrogate in ("rectangle", "sigmoid"):
+            _assert_matches_plain("torch", _case(L=3, T=4, tgim=tgim, surrogate=surrogate, shape=(5, 67)))
+
+
+#: LMHTNeuron keywords that give the (θ, v_init, Ω, λ) of ``_case``
+NEURON = dict(threshold=0.7, v_init=0.25, tgim_init="random", leak_init=0.9)
+
+
+# ------------------------------------------------------------------------------------------------
+# Layouts: channels_last and expanded (direct-encoding) inputs are used in place, layout kept
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", FAST)
+def test_channels_last_input_keeps_its_layout(name):
+    torch.manual_seed(0)
+    x = torch.randn(2 * 3, 4, 5, 6).to(memory_format=torch.channels_last).unflatten(0, (2, 3)) + 0.5
+    neuron = LMHTNeuron(2, 2, **NEURON, backend=name)
+    xx = x.clone().requires_grad_(True)
+    out = neuron(xx)
+    assert out.stride() == x.stride(), "spikes must keep the input's memory layout"
+    ref = LMHTNeuron(2, 2, **NEURON, backend="plain")
+    ref.load_state_dict(neuron.state_dict())
+    xr = x.contiguous().requires_grad_(True)
+    out_ref = ref(xr)
+    assert torch.equal(out, out_ref)
+    out.sum().backward()
+    out_ref.sum().backward()
+    assert xx.grad.stride() == x.stride()
+    torch.testing.assert_close(xx.grad, xr.grad, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", FAST)
+def test_input_expanded_over_time(name):
+    """Direct encoding repeats one analog step over T with a stride-0 view."""
+    step = torch.randn(3, 4, 5) + 0.5
+    x = step.unsqueeze(0).expand(3, 3, 4, 5)
+    a = LMHTNeuron(4, 3, **NEURON, backend=name)
+    b = LMHTNeuron(4, 3, **NEURON, backend="plain")
+    b.load_state_dict(a.state_dict())
+    sa, sb = step.clone().requires_grad_(True), step.clone().requires_grad_(True)
+    oa = a(sa.unsqueeze(0).expand(3, 3, 4, 5))
+    ob = b(sb.unsqueeze(0).expand(3, 3, 4, 5))
+    assert torch.equal(oa, ob) and torch.equal(oa, a(x))
+    oa.sum().backward()
+    ob.sum().backward()
+    torch.testing.assert_close(sa.grad, sb.grad, rtol=1e-6, atol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------------
+# Registry behaviour
+# ------------------------------------------------------------------------------------------------
+def test_default_backend_switches_neurons_built_without_one():
+    before = kernels._DEFAULT[0]
+    try:
+        for name in FAST:
+            set_default_backend(name)
+            x = torch.randn(3, 2, 7)
+            assert torch.equal(IFNeuron(3)(x), IFNeuron(3, backend="plain")(x))
+        with pytest.raises(ValueError, match="backend"):
+            set_default_backend("no-such-backend")
+    finally:
+        set_default_backend(before)
+
+
+def test_triton_registered_only_with_cuda_and_triton():
+    assert ("triton" in list_backends()) == (CUDA and HAS_TRITON)
+
+
+@pytest.mark.parametrize("name", FAST)
+def test_backend_saves_only_input_and_spikes(name):
+    """Activation memory: nothing saved for backward but the input and the spikes (plus Ω and λ)."""
+    case = _case(shape=(64, 8))
+    saved = []
+
+    def pack(t):
+        saved.append(t)
+        return t
+
+    x = case["x"].clone().requires_grad_(True)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        spikes, _ = get_backend(name)(x, case["params"], case["omega"], case["leak"], case["surrogate"])
+    big = [t for t in saved if t.numel() >= x.numel()]
+    assert len(big) == 2, [tuple(t.shape) for t in saved]
+    assert any(t.untyped_storage().data_ptr() == x.untyped_storage().data_ptr() for t in big)
+    assert any(t.untyped_storage().data_ptr() == spikes.untyped_storage().data_ptr() for t in big)
+
+
+# ------------------------------------------------------------------------------------------------
+# Triton kernels on CPU through the interpreter (subprocess: TRITON_INTERPRET must be set first)
+# ------------------------------------------------------------------------------------------------
+_INTERPRETER_CHECK = textwrap.dedent("""
+    import os, sys, warnings
+    os.environ["TRITON_INTERPRET"] = "1"
+    warnings.simplefilter("ignore", RuntimeWarning)  # numpy exp overflow inside tl.sigmoid
+    sys.path.insert(0, {tests!r})
+    import torch
+    import test_backends as tb
+    from lmht.backends import triton_backend
+    from lmht.kernels import register_backend
+    assert triton_backend.AVAILABLE and triton_backend.INTERPRET
+    register_backend("triton-interpreter", triton_backend.lmht_triton)
+    cases = [dict(L=L, T=T) for L, T in tb.GRID] + tb.VARIANTS
+    cases += [dict(shape=(3, 1500), L=3, T=4)]  # several programs, ragged last block
+    for case in cases:
+        tb._assert_matches_plain("triton-interpreter", tb._case(**case))
+    print("ok", len(cases))
+""")
+
+
+@pytest.mark.skipif(not HAS_TRITON, reason="triton is not installed")
+def test_triton_kernels_match_plain_in_interpreter():
+    here = os.path.dirname(os.path.abspath(__file__))
+    out = subprocess.run([sys.executable, "-c", _INTERPRETER_CHECK.format(tests=here)],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.strip().startswith("ok")
+
+
+# ------------------------------------------------------------------------------------------------
+# CUDA
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.skipif(not CUDA, reason=NO_CUDA)
+@pytest.mark.parametrize("name", FAST)
+@pytest.mark.parametrize("case", [dict(L=L, T=T) for L, T in GRID] + VARIANTS + [dict(shape=(64, 33, 17))],
+                         ids=str)
+def test_backend_matches_plain_on_cuda(name, case):
+    _assert_matches_plain(name, _case(device="cuda", **case))
+
+
+@pytest.mark.skipif(not CUDA, reason=NO_CUDA)
+@pytest.mark.parametrize("name", FAST)
+def test_backend_under_bf16_autocast_runs_neuron_in_float32(name):
+    x = torch.randn(4, 8, 16, device="cuda") + 0.5
+    a = LMHTNeuron(2, 4, tgim_init="random", backend=name).cuda()
+    b = LMHTNeuron(2, 4, tgim_init="random", backend="plain").cuda()
+    b.load_state_dict(a.state_dict())
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        out = a(x.bfloat16())
+    assert out.dtype == torch.float32
+    assert torch.equal(out, b(x.bfloat16().float()))
+
+
+@pytest.mark.skipif(not (CUDA and HAS_TRITON), reason=NO_CUDA)
+def test_triton_falls_back_to_torch_outside_its_scope():
+    case = _case(surrogate="rectangle", dtype=torch.float64)  # CPU float64: torch backend
+    _assert_matches_plain("triton", case)
