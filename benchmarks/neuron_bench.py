@@ -1,22 +1,33 @@
-"""LM-HT neuron forward+backward: this library vs a baseline with the reference code's structure.
+"""LM-HT neuron forward+backward: this library's backends vs a baseline with the reference code's structure.
 
 Baseline (written here, after the structure of the authors' public code): per step, the T-GIM row is
 broadcast-multiplied with the whole input sequence and summed; the multi-level spike is a sum of one
 comparison per level; the surrogate window is saved as a float mask; autograd records every step.
-Ours: ``lmht.neurons.LMHTNeuron`` with its default backend (one fused autograd function, T-GIM as one
-matmul, one floor for all levels, bool masks).
+Ours: ``lmht.neurons.LMHTNeuron`` with each registered backend (``--backends``; default: all but
+``plain``): ``torch`` (fused autograd function, chunked over neurons), ``compile`` (torch.compile),
+``triton`` (CUDA).
 
 Reports, per (L, T) on input ``[T, 32, 64, 16, 16]``: median and IQR of fwd+bwd wall time over
-``--repeats`` runs, bytes saved for backward, and peak resident-memory growth of a fwd+bwd measured in
-a fresh subprocess (CPU) or ``torch.cuda.max_memory_allocated`` (CUDA).
+``--repeats`` runs (implementations interleaved within each repeat, so load from other processes
+hits all of them alike), bytes saved for backward, and peak memory growth of a fwd+bwd: resident set
+of a fresh subprocess (CPU) or ``torch.cuda.max_memory_allocated`` (CUDA). ``floor`` is what any
+implementation must allocate: the spikes and ``dL/dx`` (2·T·N floats).
 
-    python benchmarks/neuron_bench.py                 # CPU, the issue's four cases
+Second table (``--sj``, L = 1): our IF neuron vs SpikingJelly's multi-step IF node with soft reset
+(``IFNode(step_mode='m', v_reset=None)``, torch/CPU path, Sigmoid surrogate; ours with the ``sigmoid``
+surrogate too). SpikingJelly is optional (``pip install spikingjelly``); the table is skipped with a
+message when it is missing. Note SpikingJelly back-propagates through the membrane (BPTT) while LM-HT
+detaches it (STBP), so its backward does more work by design.
+
+    python benchmarks/neuron_bench.py                 # CPU, the issue's four cases + SpikingJelly
+    python benchmarks/neuron_bench.py --threads 1     # one intra-op thread (stable on a shared CPU)
     python benchmarks/neuron_bench.py --device cuda --repeats 50
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import platform
@@ -28,9 +39,11 @@ import time
 import torch
 from torch import nn
 
-from lmht.neurons import LMHTNeuron
+from lmht.kernels import list_backends
+from lmht.neurons import IFNeuron, LMHTNeuron
 
 CASES = [(2, 2), (4, 2), (2, 4), (4, 8)]
+SJ_STEPS = (2, 4, 8)
 SHAPE = (32, 64, 16, 16)
 
 
@@ -77,12 +90,50 @@ class ReferenceStructureLMHT(nn.Module):
         return torch.stack(out)
 
 
-IMPLS = {"reference": ReferenceStructureLMHT, "lmht": lambda L, T: LMHTNeuron(L, T)}
+class SpikingJellyIF(nn.Module):
+    """SpikingJelly's multi-step soft-reset IF node, reset before every sequence (it is stateful)."""
+
+    def __init__(self, T):
+        super().__init__()
+        from spikingjelly.activation_based import neuron
+
+        kw = dict(step_mode="m", v_reset=None)
+        try:  # SpikingJelly < 2.0 selects the kernel by name; 2.0 dispatches on the device itself
+            self.node = neuron.IFNode(backend="torch", **kw)
+        except TypeError:
+            self.node = neuron.IFNode(**kw)
+
+    def forward(self, x_seq):
+        self.node.reset()
+        return self.node(x_seq)
+
+
+IMPLS = {"reference": ReferenceStructureLMHT, "lmht": lambda L, T: LMHTNeuron(L, T),
+         "sj": lambda L, T: SpikingJellyIF(T)}
+
+
+def _factory(impl):
+    """``reference``, ``lmht``, ``sj``, ``lmht:<backend>`` or ``if:<backend>[:<surrogate>]``."""
+    if impl in IMPLS:
+        return IMPLS[impl]
+    kind, backend, *rest = impl.split(":")
+    if kind == "lmht":
+        return lambda L, T: LMHTNeuron(L, T, backend=backend)
+    if kind == "if":
+        return lambda L, T: IFNeuron(T, backend=backend, surrogate=rest[0] if rest else "rectangle")
+    raise ValueError(f"unknown implementation {impl!r}")
+
+
+def spikingjelly_version():
+    try:
+        return importlib.metadata.version("spikingjelly")
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def _make(impl, L, T, device, seed=0):
     torch.manual_seed(seed)
-    neuron = IMPLS[impl](L, T).to(device)
+    neuron = _factory(impl)(L, T).to(device)
     x = (torch.randn(T, *SHAPE, device=device) + 0.5).requires_grad_(True)
     grad = torch.randn(T, *SHAPE, device=device)
     return neuron, x, grad
@@ -112,6 +163,33 @@ def time_case(impl, L, T, device, repeats, warmup=2):
         _sync(device)
         times.append(time.perf_counter() - start)
     return times
+
+
+def time_interleaved(impls, L, T, device, repeats, warmup=2):
+    """Fwd+bwd times of several implementations, one run of each per repeat (same load for all).
+
+    Returns ``({impl: [seconds]}, {impl: seconds of the first call})``; the first call includes any
+    compilation (``compile`` backend).
+    """
+    made = {impl: _make(impl, L, T, device) for impl in impls}
+    first = {}
+    for impl, args in made.items():
+        _sync(device)
+        start = time.perf_counter()
+        _step(*args)
+        _sync(device)
+        first[impl] = time.perf_counter() - start
+        for _ in range(warmup - 1):
+            _step(*args)
+    times = {impl: [] for impl in impls}
+    for _ in range(repeats):
+        for impl, args in made.items():
+            _sync(device)
+            start = time.perf_counter()
+            _step(*args)
+            _sync(device)
+            times[impl].append(time.perf_counter() - start)
+    return times, first
 
 
 def saved_bytes(impl, L, T, device):
@@ -148,6 +226,7 @@ def peak_memory(impl, L, T, device):
     )
     # Large blocks always mmap-ed, so freed memory leaves the resident set at once.
     env = dict(os.environ, OMP_NUM_THREADS=str(torch.get_num_threads()), MALLOC_MMAP_THRESHOLD_="65536")
+    env.pop("TRITON_INTERPRET", None)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     return int(out.stdout.strip().splitlines()[-1])
 
@@ -169,53 +248,147 @@ def _rss_peak_of(fn):
     return (_status_kib("VmHWM") - base) * 1024
 
 
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def header(device):
-    cpu = platform.processor() or platform.machine()
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "-"
-    return (f"# {platform.node()} | {cpu} | {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"
-            f" | GPU {gpu}\n# python {platform.python_version()} | torch {torch.__version__} | "
+    try:
+        load = " | load avg {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+    except OSError:
+        load = ""
+    return (f"# {platform.node()} | {cpu_name()} | {os.cpu_count()} cores, torch threads "
+            f"{torch.get_num_threads()}{load} | GPU {gpu}\n# python {platform.python_version()} | torch "
+            f"{torch.__version__} | spikingjelly {spikingjelly_version() or '-'} | "
             f"input [T, {', '.join(map(str, SHAPE))}] float32")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--repeats", type=int, default=7, help="timed runs per case (>= 5)")
+    parser.add_argument("--repeats", type=int, default=11, help="timed runs per case (>= 5)")
     parser.add_argument("--cases", default=",".join(f"{L}x{T}" for L, T in CASES),
                         help="comma-separated LxT list")
+    parser.add_argument("--backends", default=",".join(b for b in list_backends() if b != "plain"),
+                        help="comma-separated lmht.kernels backends to measure")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--sj", default="auto", choices=("auto", "off"),
+                        help="SpikingJelly IF table (auto: when spikingjelly is installed)")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     parser.add_argument("--json", help="also write the rows to this file")
     args = parser.parse_args(argv)
     if args.repeats < 5:
         parser.error("--repeats must be >= 5")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     cases = [tuple(int(v) for v in c.split("x")) for c in args.cases.split(",")]
+    backends = [b for b in args.backends.split(",") if b]
 
     print(header(device))
-    cols = ("L", "T", "ref ms", "ours ms", "speed-up", "ref saved MB", "ours saved MB", "ref peak MB",
-            "ours peak MB", "peak ratio")
+    cols = ("L", "T", "backend", "ref ms", "ours ms", "speed-up", "ref saved MB", "ours saved MB",
+            "ref peak MB", "ours peak MB", "peak ratio", "floor MB")
     print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
-    rows = []
+    rows, notes = [], []
     for L, T in cases:
-        t_ref = time_case("reference", L, T, device, args.repeats)
-        t_ours = time_case("lmht", L, T, device, args.repeats)
-        med_ref, med_ours = statistics.median(t_ref), statistics.median(t_ours)
-        s_ref, s_ours = saved_bytes("reference", L, T, device), saved_bytes("lmht", L, T, device)
-        p_ref, p_ours = peak_memory("reference", L, T, device), peak_memory("lmht", L, T, device)
-        row = dict(L=L, T=T, ref_ms=med_ref * 1e3, ours_ms=med_ours * 1e3,
-                   ref_iqr_ms=_iqr(t_ref) * 1e3, ours_iqr_ms=_iqr(t_ours) * 1e3,
-                   speedup=med_ref / med_ours, ref_saved_mb=s_ref / 2**20, ours_saved_mb=s_ours / 2**20,
-                   ref_peak_mb=p_ref / 2**20, ours_peak_mb=p_ours / 2**20, peak_ratio=p_ours / max(p_ref, 1))
-        rows.append(row)
-        print(f"| {L} | {T} | {row['ref_ms']:.1f} ± {row['ref_iqr_ms']:.1f} | {row['ours_ms']:.1f} ± "
-              f"{row['ours_iqr_ms']:.1f} | {row['speedup']:.2f}x | {row['ref_saved_mb']:.0f} | "
-              f"{row['ours_saved_mb']:.0f} | {row['ref_peak_mb']:.0f} | {row['ours_peak_mb']:.0f} | "
-              f"{row['peak_ratio']:.2f} |", flush=True)
-    print(f"# medians of {args.repeats} runs after 2 warm-ups; ± is the inter-quartile range; "
-          "peak = resident-memory growth of one fwd+bwd in a fresh process")
+        impls = ["reference", *(f"lmht:{b}" for b in backends)]
+        times, first = time_interleaved(impls, L, T, device, args.repeats)
+        ref = times["reference"]
+        s_ref = saved_bytes("reference", L, T, device)
+        p_ref = None if args.no_memory else peak_memory("reference", L, T, device)
+        floor = 2 * T * _numel() * 4
+        for backend in backends:
+            impl = f"lmht:{backend}"
+            ours = times[impl]
+            s_ours = saved_bytes(impl, L, T, device)
+            p_ours = None if args.no_memory else peak_memory(impl, L, T, device)
+            row = dict(L=L, T=T, backend=backend, ref_ms=statistics.median(ref) * 1e3,
+                       ours_ms=statistics.median(ours) * 1e3, ref_iqr_ms=_iqr(ref) * 1e3,
+                       ours_iqr_ms=_iqr(ours) * 1e3, speedup=statistics.median(ref) / statistics.median(ours),
+                       ref_saved_mb=s_ref / 2**20, ours_saved_mb=s_ours / 2**20,
+                       ref_peak_mb=None if p_ref is None else p_ref / 2**20,
+                       ours_peak_mb=None if p_ours is None else p_ours / 2**20,
+                       peak_ratio=None if p_ref is None else p_ours / max(p_ref, 1), floor_mb=floor / 2**20,
+                       first_call_s=first[impl])
+            rows.append(row)
+            print(f"| {L} | {T} | {backend} | {row['ref_ms']:.1f} ± {row['ref_iqr_ms']:.1f} | "
+                  f"{row['ours_ms']:.1f} ± {row['ours_iqr_ms']:.1f} | {row['speedup']:.2f}x | "
+                  f"{row['ref_saved_mb']:.0f} | {row['ours_saved_mb']:.0f} | {_mb(row['ref_peak_mb'])} | "
+                  f"{_mb(row['ours_peak_mb'])} | {_ratio(row['peak_ratio'])} | {row['floor_mb']:.0f} |",
+                  flush=True)
+            if backend == "compile":
+                notes.append(f"compile L={L} T={T}: first call {first[impl]:.1f} s (compile + run)")
+    print(f"# medians of {args.repeats} interleaved runs after 2 warm-ups; ± is the inter-quartile range; "
+          "peak = memory growth of one fwd+bwd in a fresh process; floor = spikes + dL/dx")
+    for note in notes:
+        print("# " + note)
+
+    sj_rows = []
+    if args.sj == "auto":
+        if spikingjelly_version() is None:
+            print("\n# SpikingJelly table skipped: spikingjelly is not installed "
+                  "(pip install spikingjelly, or the project's [bench] extra)")
+        else:
+            sj_rows = spikingjelly_table(device, backends, args)
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump(rows, fh, indent=1)
+            json.dump({"lmht": rows, "spikingjelly": sj_rows}, fh, indent=1)
     return rows
+
+
+def spikingjelly_table(device, backends, args):
+    """L = 1: our IF neuron (each backend and surrogate) vs SpikingJelly's multi-step IF node."""
+    print(f"\n# IF neuron (L = 1) vs SpikingJelly {spikingjelly_version()} "
+          "IFNode(step_mode='m', v_reset=None) (its default Sigmoid(α=4) surrogate)")
+    cols = ("T", "ours", "SJ ms", "ours ms", "speed-up", "SJ peak MB", "ours peak MB", "peak ratio")
+    print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
+    rows = []
+    for T in SJ_STEPS:
+        ours_impls = [f"if:{b}:{surrogate}" for b in backends for surrogate in ("rectangle", "sigmoid")]
+        times, _ = time_interleaved(["sj", *ours_impls], 1, T, device, args.repeats)
+        sj = times["sj"]
+        p_sj = None if args.no_memory else peak_memory("sj", 1, T, device)
+        for impl in ours_impls:
+            ours = times[impl]
+            p_ours = None if args.no_memory else peak_memory(impl, 1, T, device)
+            _, backend, surrogate = impl.split(":")
+            row = dict(T=T, backend=backend, surrogate=surrogate, sj_ms=statistics.median(sj) * 1e3,
+                       sj_iqr_ms=_iqr(sj) * 1e3, ours_ms=statistics.median(ours) * 1e3,
+                       ours_iqr_ms=_iqr(ours) * 1e3, speedup=statistics.median(sj) / statistics.median(ours),
+                       sj_peak_mb=None if p_sj is None else p_sj / 2**20,
+                       ours_peak_mb=None if p_ours is None else p_ours / 2**20,
+                       peak_ratio=None if p_sj is None else p_ours / max(p_sj, 1))
+            rows.append(row)
+            print(f"| {T} | {backend}, {surrogate} | {row['sj_ms']:.1f} ± {row['sj_iqr_ms']:.1f} | "
+                  f"{row['ours_ms']:.1f} ± {row['ours_iqr_ms']:.1f} | {row['speedup']:.2f}x | "
+                  f"{_mb(row['sj_peak_mb'])} | {_mb(row['ours_peak_mb'])} | {_ratio(row['peak_ratio'])} |",
+                  flush=True)
+    print(f"# medians of {args.repeats} interleaved runs; SpikingJelly back-propagates through the membrane "
+          "(BPTT), ours detaches it (STBP, as LM-HT); rectangle is our default surrogate")
+    return rows
+
+
+def _numel():
+    n = 1
+    for d in SHAPE:
+        n *= d
+    return n
+
+
+def _mb(value):
+    return "-" if value is None else f"{value:.0f}"
+
+
+def _ratio(value):
+    return "-" if value is None else f"{value:.2f}"
 
 
 def _iqr(values):

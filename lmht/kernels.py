@@ -64,11 +64,18 @@ def set_default_backend(name: str) -> None:
     _DEFAULT[0] = name
 
 
-#: Neurons per chunk of the fused kernel: the whole time loop runs on one chunk before the next, so a
-#: step's operands stay in cache, and the backward pass's ``dL/dI`` buffer is ``[T, chunk]``, not
-#: ``[T, N]``. 2^16 float32 = 256 KiB per row (two 32768-element grains, so ATen can still split each
-#: op over two threads).
+#: Neurons per chunk of the fused kernel on CPU: the whole time loop runs on one chunk before the
+#: next, so a step's operands stay in cache, and the backward pass's ``dL/dI`` buffer is
+#: ``[T, chunk]``, not ``[T, N]``. 2^16 float32 = 256 KiB per row (two 32768-element grains, so ATen
+#: can still split each op over two threads); a multiple of 64, the column blocking of BLAS, so the
+#: chunked ``Ω x`` equals one matmul bit for bit.
 CHUNK = 1 << 16
+#: The same on GPUs, where every op is a kernel launch: chunks only bound the buffer on huge layers.
+CUDA_CHUNK = 1 << 22
+
+
+def _chunk_size(x: torch.Tensor) -> int:
+    return min(x.shape[1], CUDA_CHUNK if x.is_cuda else CHUNK)
 
 
 class _FusedNeuron(torch.autograd.Function):
@@ -84,8 +91,10 @@ class _FusedNeuron(torch.autograd.Function):
     into the output buffer (row t is read before s_t lands); the backward pass recomputes them into a
     ``[T, CHUNK]`` buffer, overwrites them with ``dL/dI`` and applies Ωᵀ into the ``dL/dx`` output, so
     beyond its output the backward pass allocates only chunk-sized buffers. The rectangular
-    surrogate is two float compares and two multiplies (no ``where``: its per-element branch is ~20×
-    slower on CPU); the gradient of the unused final membrane is never materialized.
+    surrogate's window is a clamp and an equality test into a float mask (no ``where`` or bool
+    masks: their per-element branches are 5-20× slower on CPU); the gradient of the unused final
+    membrane is never materialized; a step expanded over T (direct encoding) is staged per chunk
+    for BLAS.
     """
 
     @staticmethod
@@ -96,18 +105,21 @@ class _FusedNeuron(torch.autograd.Function):
         theta, levels = params.threshold, params.levels
         spikes = torch.empty((steps, n), dtype=x.dtype, device=x.device)
         v_last = torch.empty((n,), dtype=x.dtype, device=x.device)
-        chunk = min(n, CHUNK)
+        chunk = _chunk_size(x)
         v = torch.empty((chunk,), dtype=x.dtype, device=x.device)
         mix = None if tgim is None else tgim.to(x.dtype)
+        staging = _staging(x, chunk) if mix is not None else None
+        start = x.new_full((chunk,), params.v_init * theta)  # v_0
+        leaks = [None] * steps if leak_seq is None else leak_seq.unbind(0)
         for a, b in _spans(n, chunk):
             out = spikes[:, a:b]
-            currents = x[:, a:b] if mix is None else torch.mm(mix, x[:, a:b], out=out)
+            currents = x[:, a:b] if mix is None else torch.mm(mix, _dense(x[:, a:b], staging), out=out)
             v_now, v_prev = v[: b - a], v_last[a:b]
-            v_prev.fill_(params.v_init * theta)
-            for t in range(steps):
-                _charge(currents[t], v_prev, None if leak_seq is None else leak_seq[t], out=v_now)
-                _fire(v_now, theta, levels, out=out[t])
-                torch.sub(v_now, out[t], out=v_prev)
+            rows = zip(currents.unbind(0), out.unbind(0), leaks, strict=True)
+            for t, (current, s_t, leak) in enumerate(rows):
+                _charge(current, start[: b - a] if t == 0 else v_prev, leak, out=v_now)
+                _fire(v_now, theta, levels, out=s_t)
+                torch.sub(v_now, s_t, out=v_prev)
         ctx.set_materialize_grads(False)
         ctx.params, ctx.surrogate, ctx.shape, ctx.perm = params, surrogate, x_seq.shape, perm
         ctx.save_for_backward(x, tgim, leak_seq, spikes)
@@ -126,44 +138,49 @@ class _FusedNeuron(torch.autograd.Function):
             return None, None, None, None, None
         grad = rows_in(grad_spikes, ctx.perm)
         grad_x = grad_tgim = None
+        chunk = _chunk_size(x)
         if tgim is None:  # dL/dI is dL/dx: write it straight into the gradient
-            chunk = n
             grad_current = torch.empty((steps, n), **like)
         else:
             tgim = tgim.to(x.dtype)
-            chunk = min(n, CHUNK)
             buffer = torch.empty((steps, chunk), **like)  # I_t of the chunk, then dL/dI_t
             grad_x = torch.empty((steps, n), **like) if need_x else None
             grad_tgim = torch.zeros((steps, steps), **like) if need_tgim else None
         spans = _spans(n, chunk)
         leak_parts = torch.empty((len(spans), steps), **like) if need_leak else None
         lo, hi = Surrogate.window(params.threshold, params.levels)
+        v_start = params.v_init * params.threshold
+        start = x.new_full((chunk,), v_start)
         v = torch.empty((chunk,), **like)
         v_prev = torch.empty((chunk,), **like)
         mask = torch.empty((chunk,), **like) if surrogate.binary else None
+        staging = _staging(x, chunk) if tgim is not None else None
+        leaks = [None] * steps if leak_seq is None else leak_seq.unbind(0)
         for k, (a, b) in enumerate(spans):
             x_chunk = x[:, a:b]
             if tgim is None:
                 currents, grad_chunk = x_chunk, grad_current[:, a:b]
             else:
+                x_chunk = _dense(x_chunk, staging)
                 grad_chunk = buffer[:, : b - a]
                 currents = torch.mm(tgim, x_chunk, out=grad_chunk)
             v_now, v_before = v[: b - a], v_prev[: b - a]
-            v_before.fill_(params.v_init * params.threshold)
-            for t in range(steps):
-                _charge(currents[t], v_before, None if leak_seq is None else leak_seq[t], out=v_now)
-                g_t, out_t = grad[t, a:b], grad_chunk[t]
-                if surrogate.binary:  # rectangle: dL/dI = dL/ds · [lo <= v] · [v <= hi]
-                    m = mask[: b - a]
-                    torch.ge(v_now, lo, out=m)
+            m = None if mask is None else mask[: b - a]
+            rows = zip(currents.unbind(0), grad_chunk.unbind(0), grad[:, a:b].unbind(0),
+                       spikes[:, a:b].unbind(0), leaks, strict=True)
+            for t, (current, out_t, g_t, s_t, leak) in enumerate(rows):
+                _charge(current, start[: b - a] if t == 0 else v_before, leak, out=v_now)
+                if m is not None:  # rectangle: dL/dI = dL/ds · [lo <= v <= hi]
+                    torch.clamp(v_now, lo, hi, out=m)
+                    torch.eq(m, v_now, out=m)  # v inside the window is left unchanged by the clamp
                     torch.mul(g_t, m, out=out_t)
-                    torch.le(v_now, hi, out=m)
-                    out_t.mul_(m)
                 else:
                     torch.mul(g_t, surrogate.grad(v_now, params.threshold, params.levels), out=out_t)
-                if need_leak:
+                if need_leak and t == 0:
+                    torch.sum(out_t, 0, out=leak_parts[k, t]).mul_(v_start)
+                elif need_leak:
                     torch.dot(out_t, v_before, out=leak_parts[k, t])
-                torch.sub(v_now, spikes[t, a:b], out=v_before)
+                torch.sub(v_now, s_t, out=v_before)
             if tgim is not None:
                 if need_x:
                     torch.mm(tgim.t(), grad_chunk, out=grad_x[:, a:b])
@@ -213,6 +230,18 @@ def from_rows(rows: torch.Tensor, shape, perm: list[int] | None, step: bool = Fa
     return rows.view([shape[p] for p in perm]).permute(inverse)
 
 
+def _staging(x: torch.Tensor, chunk: int) -> torch.Tensor | None:
+    """A ``[T, chunk]`` buffer when the rows of ``x`` are not BLAS-ready (a step expanded over T)."""
+    return torch.empty((x.shape[0], chunk), dtype=x.dtype, device=x.device) if x.stride(0) == 0 else None
+
+
+def _dense(x_chunk: torch.Tensor, staging: torch.Tensor | None) -> torch.Tensor:
+    """The chunk itself, or its copy in ``staging`` (BLAS would copy it anyway, slowly)."""
+    if staging is None:
+        return x_chunk
+    return staging[:, : x_chunk.shape[1]].copy_(x_chunk)
+
+
 def _spans(n: int, chunk: int) -> list[tuple[int, int]]:
     return [(a, min(a + chunk, n)) for a in range(0, n, chunk)]
 
@@ -222,8 +251,12 @@ def _is_power_of_two(value: float) -> bool:
 
 
 def _fire(v, threshold: float, levels: int, out):
-    """``staircase(v)`` into ``out``. For θ = 2^k, ``floor(v · 2^-k)`` is exact, so it equals the floor
-    division bit for bit at a tenth of its cost (ATen's float floor-division goes through ``fmod``)."""
+    """``staircase(v)`` into ``out``, bit for bit, with cheaper ops where they are exact: one compare for
+    L = 1, and for θ = 2^k ``floor(v · 2^-k)`` (exact) instead of ATen's float floor-division, which
+    goes through ``fmod`` and costs ten times more."""
+    if levels == 1:  # ⌊v/θ⌋ >= 1 exactly when v >= θ: one compare
+        torch.ge(v, threshold, out=out)
+        return out if threshold == 1.0 else out.mul_(threshold)
     if threshold != 1.0 and _is_power_of_two(threshold):
         torch.mul(v, 1.0 / threshold, out=out).floor_()
         return out.clamp_(0, levels).mul_(threshold)

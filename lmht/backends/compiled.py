@@ -187,6 +187,8 @@ def _options(device_type: str) -> dict:
 
 
 def _graph(kind: str, spec: tuple, make, device_type: str) -> Callable:
+    if torch.compiler.is_compiling():  # inside a compiled model: let the outer graph inline the maths
+        return make(spec)
     key = (kind, spec)
     graph = _GRAPHS.get(key)
     if graph is None:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import os
+from typing import Optional
 
 import torch
 
@@ -172,10 +173,10 @@ def _launch_options() -> dict:
     return {} if INTERPRET else {"num_warps": NUM_WARPS, "enable_fp_fusion": False}
 
 
-def _forward(x, mix, leak, params: NeuronParams):
+def _forward(x: torch.Tensor, mix: Optional[torch.Tensor], leak: Optional[torch.Tensor], levels: int,  # noqa: UP045
+             threshold: float, v_init: float) -> tuple[torch.Tensor, torch.Tensor]:
     """``x [T, N]`` (unit inner stride) -> spikes ``[T, N]`` and the final membrane ``[N]``."""
     steps, n = x.shape
-    theta = params.threshold
     if mix is None:
         currents, spikes = x, torch.empty((steps, n), dtype=x.dtype, device=x.device)
     else:
@@ -183,34 +184,46 @@ def _forward(x, mix, leak, params: NeuronParams):
     v_last = torch.empty((n,), dtype=x.dtype, device=x.device)
     _lmht_forward_kernel[(triton.cdiv(n, BLOCK),)](
         currents, spikes, v_last, spikes if leak is None else leak, n, currents.stride(0), steps,
-        theta, 1.0 / theta, params.v_init * theta, float(params.levels),
-        HAS_LEAK=leak is not None, MODE=_floor_mode(theta), EXACT_FMOD=not INTERPRET, FMA_F64=INTERPRET,
+        threshold, 1.0 / threshold, v_init * threshold, float(levels),
+        HAS_LEAK=leak is not None, MODE=_floor_mode(threshold), EXACT_FMOD=not INTERPRET, FMA_F64=INTERPRET,
         BLOCK=BLOCK, **_launch_options())
     return spikes, v_last
 
 
-def _backward(x, mix, leak, spikes, grad, params: NeuronParams, surrogate: Surrogate, needs):
-    need_x, need_tgim, need_leak = needs
+def _backward(x: torch.Tensor, mix: Optional[torch.Tensor], leak: Optional[torch.Tensor],  # noqa: UP045
+              spikes: torch.Tensor, grad: torch.Tensor, levels: int, threshold: float, v_init: float,
+              surrogate: int, need_leak: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """``dL/dI [T, N]`` and the per-block parts of ``dL/dλ`` (``[blocks, T]``; empty unless ``need_leak``)."""
     steps, n = x.shape
     blocks = triton.cdiv(n, BLOCK)
     if mix is None:
         currents, grad_current = x, torch.empty((steps, n), dtype=x.dtype, device=x.device)
     else:
         currents = grad_current = torch.mm(mix, x)  # I, overwritten in place by dL/dI
-    leak_parts = torch.empty((blocks, steps), dtype=x.dtype, device=x.device) if need_leak else None
-    lo, hi = Surrogate.window(params.threshold, params.levels)
+    leak_parts = torch.empty((blocks if need_leak else 0, steps), dtype=x.dtype, device=x.device)
+    lo, hi = Surrogate.window(threshold, levels)
     _lmht_backward_kernel[(blocks,)](
         currents, spikes, grad, grad_current, grad if leak is None else leak,
-        grad if leak_parts is None else leak_parts, n, currents.stride(0), steps, params.threshold,
-        float(params.levels), params.v_init * params.threshold, lo, hi,
-        HAS_LEAK=leak is not None, NEED_LEAK=need_leak, SURROGATE=SURROGATES[surrogate.name],
+        leak_parts if need_leak else grad, n, currents.stride(0), steps, threshold, float(levels),
+        v_init * threshold, lo, hi, HAS_LEAK=leak is not None, NEED_LEAK=need_leak, SURROGATE=surrogate,
         FMA_F64=INTERPRET, BLOCK=BLOCK, **_launch_options())
-    grad_x = grad_tgim = None
-    if need_x:
-        grad_x = grad_current if mix is None else mix.t() @ grad_current
-    if need_tgim:
-        grad_tgim = grad_current @ x.t()
-    return grad_x, grad_tgim, None if leak_parts is None else leak_parts.sum(0)
+    return grad_current, leak_parts
+
+
+if triton is not None:
+    # Custom ops, so that torch.compile treats the kernels as opaque calls of known output shapes
+    # (their schemas are read from the annotations: Optional, not ``X | None``).
+    _forward_op = torch.library.custom_op("lmht::triton_neuron_forward", mutates_args=())(_forward)
+    _backward_op = torch.library.custom_op("lmht::triton_neuron_backward", mutates_args=())(_backward)
+
+    @_forward_op.register_fake
+    def _(x, mix, leak, levels, threshold, v_init):
+        return x.new_empty(x.shape), x.new_empty(x.shape[1:])
+
+    @_backward_op.register_fake
+    def _(x, mix, leak, spikes, grad, levels, threshold, v_init, surrogate, need_leak):
+        blocks = (x.shape[1] + BLOCK - 1) // BLOCK if need_leak else 0
+        return x.new_empty(x.shape), x.new_empty((blocks, x.shape[0]))
 
 
 class _TritonNeuron(torch.autograd.Function):
@@ -223,7 +236,7 @@ class _TritonNeuron(torch.autograd.Function):
             x = x.contiguous()
         mix = None if tgim is None else tgim.to(x.dtype)
         leak = None if leak_seq is None else leak_seq.to(x.dtype).contiguous()
-        spikes, v_last = _forward(x, mix, leak, params)
+        spikes, v_last = _forward_op(x, mix, leak, params.levels, params.threshold, params.v_init)
         ctx.set_materialize_grads(False)
         ctx.params, ctx.surrogate, ctx.shape, ctx.perm = params, surrogate, x_seq.shape, perm
         ctx.save_for_backward(x, mix, leak, spikes)
@@ -237,9 +250,17 @@ class _TritonNeuron(torch.autograd.Function):
             return None, None, None, None, None
         x, mix, leak, spikes = ctx.saved_tensors
         grad = rows_in(grad_spikes, ctx.perm).contiguous()
-        grad_x, grad_tgim, grad_leak = _backward(x, mix, leak, spikes, grad, ctx.params, ctx.surrogate,
-                                                 ctx.needs_input_grad[:3])
-        grad_x = None if grad_x is None else from_rows(grad_x, ctx.shape, ctx.perm)
+        need_x, need_tgim, need_leak = ctx.needs_input_grad[:3]
+        params = ctx.params
+        grad_current, leak_parts = _backward_op(x, mix, leak, spikes, grad, params.levels, params.threshold,
+                                                params.v_init, SURROGATES[ctx.surrogate.name], need_leak)
+        grad_x = grad_tgim = grad_leak = None
+        if need_x:
+            grad_x = from_rows(grad_current if mix is None else mix.t() @ grad_current, ctx.shape, ctx.perm)
+        if need_tgim:
+            grad_tgim = grad_current @ x.t()
+        if need_leak:
+            grad_leak = leak_parts.sum(0)
         return grad_x, grad_tgim, grad_leak, None, None
 
 
