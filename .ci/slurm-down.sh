@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Stop the Slurm daemons that .ci/slurm-up.sh started (listed in $LMHT_SLURM_STATE/started), by their
-# pid files, never by name. Daemons that were already running before slurm-up.sh are left alone.
+# pid files, never by name, and remove the /etc/slurm/slurm.conf it wrote. Daemons that were already
+# running before slurm-up.sh are left alone.
 # Idempotent: nothing to do when nothing was started.
 set -euo pipefail
 
@@ -20,3 +21,10 @@ for daemon in slurmd slurmctld munged; do
     sed -i "/^$daemon\$/d" "$STATE_DIR/started"
     echo "slurm-down: stopped $daemon"
 done
+if grep -qx slurm.conf "$STATE_DIR/started"; then
+    if grep -qF "# written by lmht .ci/slurm-up.sh" /etc/slurm/slurm.conf 2>/dev/null; then
+        rm -f /etc/slurm/slurm.conf
+        echo "slurm-down: removed /etc/slurm/slurm.conf"
+    fi
+    sed -i "/^slurm.conf\$/d" "$STATE_DIR/started"
+fi

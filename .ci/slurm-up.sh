@@ -7,6 +7,8 @@
 # starts are listed in $LMHT_SLURM_STATE/started (default /run/lmht-slurm) so that .ci/slurm-down.sh
 # stops only those, by pid file. It writes /etc/slurm/slurm.conf only if that file is absent or was
 # written by this script (marker line below); set LMHT_SLURM_FORCE=1 to overwrite another one.
+# slurm-down.sh removes it again: with a slurm.conf but no controller, every `scontrol` call (which the
+# Snakemake Slurm plugin makes at start-up, even for local runs) waits 9 s for a timeout.
 #
 # Settings (why): no accounting storage, so `sacct` cannot report jobs and the Snakemake executor must
 # poll with squeue (profile key slurm-status-command: squeue); MinJobAge=600 keeps finished jobs in
@@ -64,6 +66,7 @@ NodeName=$H CPUs=$CPUS RealMemory=$MEM State=UNKNOWN
 PartitionName=main Nodes=$H Default=YES MaxTime=INFINITE State=UP
 EOF
 mv "$CONF.tmp" "$CONF"
+grep -qx slurm.conf "$STATE_DIR/started" || started slurm.conf   # removed again by slurm-down.sh
 
 if ! alive "$MUNGE_PID"; then
     mkdir -p /run/munge

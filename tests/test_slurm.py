@@ -86,6 +86,7 @@ def test_smoke_suite_on_slurm(cluster, tmp_path):
         "suite=smoke",
         cwd=tmp_path,
         timeout=1200,
+        slurm=True,
     )
     elapsed = time.perf_counter() - start
     out = res.stdout + res.stderr

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -19,19 +20,38 @@ SCRIPTS = REPO / "workflow" / "scripts"
 CLAIMS = REPO / "workflow" / "resources" / "paper-claims.csv"
 
 
+def _no_scontrol_dir() -> str:
+    """A folder with an `scontrol` that fails at once.
+
+    Snakemake imports its Slurm plugin at start-up, which runs `scontrol show config`; where a Slurm
+    client is configured but no controller answers (e.g. after tests/test_slurm.py), that call waits
+    9 s for a timeout. Local-executor tests put this folder first on PATH to skip that wait.
+    """
+    folder = Path(tempfile.gettempdir()) / "lmht-test-no-scontrol"
+    stub = folder / "scontrol"
+    if not stub.exists():
+        folder.mkdir(exist_ok=True)
+        stub.write_text("#!/bin/sh\nexit 1\n")
+        stub.chmod(0o755)
+    return str(folder)
+
+
 def snakemake(
-    *args: str, cwd: Path | str | None = None, timeout: float = 600, env: dict | None = None
+    *args: str,
+    cwd: Path | str | None = None,
+    timeout: float = 600,
+    env: dict | None = None,
+    slurm: bool = False,
 ) -> subprocess.CompletedProcess:
-    """`snakemake -s REPO/Snakefile ARGS` in a subprocess (output captured as text)."""
+    """`snakemake -s REPO/Snakefile ARGS` in a subprocess (output captured as text).
+
+    slurm=False (local executor) hides `scontrol` (see _no_scontrol_dir); pass slurm=True to use Slurm.
+    """
     cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), *args]
-    return subprocess.run(
-        cmd,
-        cwd=cwd or REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-    )
+    full_env = {**os.environ, **(env or {})}
+    if not slurm:
+        full_env["PATH"] = os.pathsep.join([_no_scontrol_dir(), full_env.get("PATH", "")])
+    return subprocess.run(cmd, cwd=cwd or REPO, capture_output=True, text=True, timeout=timeout, env=full_env)
 
 
 def cell_entry(root: Path, dataset: str, arch: str, cell: str, seed: int, grids=("fixture",)) -> dict:

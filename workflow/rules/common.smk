@@ -121,10 +121,11 @@ def expand_grid(suite_name, grid, seeds):
                 yield cell("ann", Q=Q, L=None, T=None)
                 if method == "convert":
                     yield cell("convert", Q=Q, T=suite["convert_steps"])
+                # hybrid cells start from the exact conversion, which needs a uniform T-GIM
                 if method in ("hybrid", "reparam-hybrid"):
-                    yield cell("hybrid", Q=Q, L=L, T=T, tgim=tgim)
+                    yield cell("hybrid", Q=Q, L=L, T=T, tgim="uniform")
                 if method == "reparam-hybrid":
-                    yield cell("reparam", src=f"hybrid-Q{Q}", L=L, T=T, tgim=tgim)
+                    yield cell("reparam", src=f"hybrid-Q{Q}", L=L, T=T, tgim="uniform")
         elif method in ("direct-lmht", "reparam-direct"):
             yield cell("direct", neuron="lmht", L=L, T=T, tgim=tgim)
             if method == "reparam-direct":
@@ -233,8 +234,8 @@ def cell_settings(wildcards, mode):
         s["levels"] = int(wildcards.Q)
     if mode in ("convert", "hybrid"):
         s["ann_checkpoint"] = os.path.join(ann_dir(wildcards), "checkpoint.pt")
-    if mode == "convert":
-        s["convert_steps"] = int(wildcards.T)
+    if mode == "convert":  # the curve runs to T; top1, SOPs and energy are measured at T too
+        s.update(convert_steps=int(wildcards.T), T=int(wildcards.T))
     if mode in ("hybrid", "direct", "reparam"):
         s.update(L=int(wildcards.L), T=int(wildcards.T))
     if mode == "hybrid":

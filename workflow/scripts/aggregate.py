@@ -255,15 +255,17 @@ def pm(mean: float, std: float, n: int, digits: int = 2) -> str:
 
 
 def fmt(value, digits: int = 2) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)) or value is pd.NA:
+    """Display form: '–' for missing, 2 decimals, 3 significant digits for small values (0.00123)."""
+    if value is None or value is pd.NA or (isinstance(value, float) and not math.isfinite(value)):
         return "–"
     if isinstance(value, float):
-        return f"{value:.{digits}f}"
+        return f"{value:.3g}" if 0 < abs(value) < 0.1 else f"{value:.{digits}f}"
     return str(value)
 
 
-def giga(value: float) -> float:
-    return value / 1e9 if math.isfinite(value) else math.nan
+def mega(value: float) -> float:
+    """SOPs in millions (the paper gives G = 1000 M)."""
+    return value / 1e6 if math.isfinite(value) else math.nan
 
 
 def reasons(group: pd.DataFrame) -> str:
@@ -475,7 +477,7 @@ def claims_table(claims: pd.DataFrame, runs: pd.DataFrame, tolerance: float, sui
                     values = [step_value(curve, T) for curve in ok["top1_per_step"]]
                     if not any(math.isfinite(v) for v in values) and not ok.empty:
                         reason = f"conversion curve shorter than T={T}"
-                if ok.empty:
+                if ok.empty or len(ok) < len(sel):  # all seeds failed, or some (listed beside the value)
                     reason = reasons(sel)
         mean, std, n = stats(values)
         row.update(
@@ -486,7 +488,7 @@ def claims_table(claims: pd.DataFrame, runs: pd.DataFrame, tolerance: float, sui
             delta=mean - row["paper"] if n else math.nan,
         )
         row["verdict"] = verdict(mean, n, row["paper"], tolerance)
-        row["reason"] = reason if row["verdict"] == NOT_RUN else ""
+        row["reason"] = reason
         row["cell"] = cell
         row["match_note"] = match_note
         rows.append(row)
@@ -542,11 +544,11 @@ def direct_table(
                 "n": c["n"],
                 "top1_mean": c["top1_mean"],
                 "top1_std": c["top1_std"],
-                "SOPs_G": giga(c["sops_mean"]),
+                "SOPs_M": mega(c["sops_mean"]),
                 "energy_mJ": c["energy_mj_mean"],
                 "paper": p["paper"] if p is not None else math.nan,
                 "delta": c["top1_mean"] - p["paper"] if p is not None else math.nan,
-                "paper_SOPs_G": float(sops_paper[1]) if sops_paper else math.nan,
+                "paper_SOPs_M": 1000 * float(sops_paper[1]) if sops_paper else math.nan,
                 "paper_energy_mJ": float(energy_paper[1]) if energy_paper else math.nan,
                 "status": c["status"],
                 "reason": c["reason"],
@@ -564,7 +566,7 @@ DIRECT_DISPLAY = [
     "tgim",
     "top1",
     "n",
-    "SOPs_G",
+    "SOPs_M",
     "energy_mJ",
     "paper",
     "delta",
@@ -599,8 +601,8 @@ def table2(cells: pd.DataFrame, claims: pd.DataFrame) -> pd.DataFrame:
                 "after_mean": c["after_top1_mean"],
                 "delta": c["after_top1_mean"] - c["before_top1_mean"],
                 "agreement_pct": c["agreement_mean"],
-                "SOPs_G_before": giga(c["before_sops_mean"]),
-                "SOPs_G_after": giga(c["after_sops_mean"]),
+                "SOPs_M_before": mega(c["before_sops_mean"]),
+                "SOPs_M_after": mega(c["after_sops_mean"]),
                 "energy_mJ_before": c["before_energy_mj_mean"],
                 "energy_mJ_after": c["after_energy_mj_mean"],
                 "paper_before": before["paper"].iloc[0] if not before.empty else math.nan,
@@ -623,8 +625,8 @@ TABLE2_DISPLAY = [
     "after",
     "delta",
     "agreement_pct",
-    "SOPs_G_before",
-    "SOPs_G_after",
+    "SOPs_M_before",
+    "SOPs_M_after",
     "paper_before",
     "paper_after",
     "n",
@@ -1120,7 +1122,7 @@ def cells_table(cells: pd.DataFrame) -> pd.DataFrame:
     df = cells.copy()
     df["method_label"] = df["method"].map(method_label)
     df["top1"] = [pm(m, s, n) for m, s, n in zip(df["top1_mean"], df["top1_std"], df["n"], strict=True)]
-    df["SOPs_G"] = df["sops_mean"].map(giga)
+    df["SOPs_M"] = df["sops_mean"].map(mega)
     return df
 
 
@@ -1133,7 +1135,7 @@ CELLS_DISPLAY = [
     "top1",
     "n",
     "n_expected",
-    "SOPs_G",
+    "SOPs_M",
     "energy_mj_mean",
     "firing_mean_mean",
     "wall_time_s_mean",
