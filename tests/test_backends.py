@@ -109,11 +109,11 @@ def test_backend_matches_plain_surrogates_leaks_tgim_thresholds(name, variant):
     _assert_matches_plain(name, _case(**variant))
 
 
-@pytest.mark.parametrize("name", FAST)
+@pytest.mark.parametrize("name", [b for b in FAST if b != "compile"])
 def test_backend_float64(name):
-    # compile on CPU rounds a float64 leaky charge twice (see lmht.backends.compiled): no leak there
-    leak = "none" if name == "compile" else "learned"
-    _assert_matches_plain(name, _case(dtype=torch.float64, L=3, T=4, threshold=0.4, leak=leak))
+    # not compile: on CPU it rounds a float64 leaky charge twice (see lmht.backends.compiled), and
+    # compiling a float64 specialisation costs ~40 s on a cold cache for no training use
+    _assert_matches_plain(name, _case(dtype=torch.float64, L=3, T=4, threshold=0.4))
 
 
 def test_torch_backend_chunks_cover_every_neuron(monkeypatch):
@@ -269,3 +269,11 @@ def test_backend_under_bf16_autocast_runs_neuron_in_float32(name):
 def test_triton_falls_back_to_torch_outside_its_scope():
     case = _case(surrogate="rectangle", dtype=torch.float64)  # CPU float64: torch backend
     _assert_matches_plain("triton", case)
+
+
+def test_auto_backend_names_a_registered_backend():
+    from lmht.backends import auto_backend
+
+    assert auto_backend("cpu") == "torch"
+    assert auto_backend("cuda") in list_backends()
+    assert auto_backend("cuda") == ("triton" if "triton" in list_backends() else "torch")

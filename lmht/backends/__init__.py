@@ -20,11 +20,24 @@ all compute is LM-HT's (Hao et al., NeurIPS 2024, Eqs. 5-8)::
              on a CUDA device fall back to the ``torch`` backend.
 
 Choose one with ``lmht.kernels.set_default_backend(name)``, a neuron's ``backend=`` argument, or
-the ``backend`` config key of the CLI.
+the ``backend`` config key of the CLI; ``auto_backend(device)`` names the fastest one for a device.
 """
 
 from __future__ import annotations
 
-from lmht.backends import compiled, triton_backend
+import torch
 
-__all__ = ["compiled", "triton_backend"]
+from lmht.backends import compiled, triton_backend
+from lmht.kernels import list_backends
+
+__all__ = ["auto_backend", "compiled", "triton_backend"]
+
+
+def auto_backend(device: torch.device | str) -> str:
+    """The fastest registered backend for ``device``: ``triton`` on CUDA when registered, else ``torch``.
+
+    (``compile`` is not picked automatically: its first use per specialisation compiles for seconds.)
+    """
+    if torch.device(device).type == "cuda" and "triton" in list_backends():
+        return "triton"
+    return "torch"
