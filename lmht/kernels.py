@@ -25,7 +25,9 @@ from lmht.functional import NeuronParams, lmht_multistep_plain, staircase
 from lmht.surrogate import Surrogate
 
 __all__ = [
+    "apply_outside_autocast",
     "as_rows",
+    "finish_forward",
     "from_rows",
     "get_backend",
     "list_backends",
@@ -120,12 +122,8 @@ class _FusedNeuron(torch.autograd.Function):
                 _charge(current, start[: b - a] if t == 0 else v_prev, leak, out=v_now)
                 _fire(v_now, theta, levels, out=s_t)
                 torch.sub(v_now, s_t, out=v_prev)
-        ctx.set_materialize_grads(False)
-        ctx.params, ctx.surrogate, ctx.shape, ctx.perm = params, surrogate, x_seq.shape, perm
-        ctx.save_for_backward(x, tgim, leak_seq, spikes)
-        v_last = from_rows(v_last, x_seq.shape, perm, step=True)
-        ctx.mark_non_differentiable(v_last)
-        return from_rows(spikes, x_seq.shape, perm), v_last
+        ctx.params, ctx.surrogate = params, surrogate
+        return finish_forward(ctx, x_seq, perm, (x, tgim, leak_seq, spikes), spikes, v_last)
 
     @staticmethod
     def backward(ctx, grad_spikes, _grad_v):
@@ -272,12 +270,29 @@ def _charge(current, v_prev, leak, out):
 
 def lmht_fused(x_seq, params: NeuronParams, tgim=None, leak_seq=None, surrogate: Surrogate | None = None):
     """Fused multi-step neuron; see ``_FusedNeuron``. Returns ``(spikes, final membrane)``."""
+    return apply_outside_autocast(_FusedNeuron, x_seq, tgim, leak_seq, params, surrogate)
+
+
+def apply_outside_autocast(function, x_seq, tgim, leak_seq, params: NeuronParams, surrogate):
+    """``function.apply(...)`` of a neuron autograd function; under CUDA autocast it runs outside it in
+    float32, since the thresholds need float32 resolution."""
     if x_seq.is_cuda and torch.is_autocast_enabled("cuda"):
-        # thresholds need float32 resolution: run the neuron outside autocast
         with torch.autocast("cuda", enabled=False):
-            return _FusedNeuron.apply(x_seq.float(), None if tgim is None else tgim.float(),
-                                      None if leak_seq is None else leak_seq.float(), params, surrogate)
-    return _FusedNeuron.apply(x_seq, tgim, leak_seq, params, surrogate)
+            return function.apply(x_seq.float(), None if tgim is None else tgim.float(),
+                                  None if leak_seq is None else leak_seq.float(), params, surrogate)
+    return function.apply(x_seq, tgim, leak_seq, params, surrogate)
+
+
+def finish_forward(ctx, x_seq, perm, saved, spikes, v_last):
+    """Common end of every fused neuron's forward: save ``saved`` (input, Ω, leaks and spikes only —
+    the membranes are recomputed in backward), skip the unused final membrane's gradient, and return
+    ``(spikes, final membrane)`` in the input's shape and layout (``perm`` from ``as_rows``)."""
+    ctx.set_materialize_grads(False)
+    ctx.shape, ctx.perm = x_seq.shape, perm
+    ctx.save_for_backward(*saved)
+    v_last = from_rows(v_last, x_seq.shape, perm, step=True)
+    ctx.mark_non_differentiable(v_last)
+    return from_rows(spikes, x_seq.shape, perm), v_last
 
 
 def _plain(x_seq, params: NeuronParams, tgim=None, leak_seq=None, surrogate: Surrogate | None = None):

@@ -37,7 +37,7 @@ from typing import NamedTuple
 import torch
 
 from lmht.functional import NeuronParams
-from lmht.kernels import as_rows, from_rows, register_backend, rows_in
+from lmht.kernels import apply_outside_autocast, as_rows, finish_forward, from_rows, register_backend, rows_in
 from lmht.surrogate import Surrogate
 
 __all__ = ["clear_cache", "compiled_specialisations", "lmht_compiled"]
@@ -217,12 +217,8 @@ class _CompiledNeuron(torch.autograd.Function):
         leak = None if leak_seq is None else leak_seq.to(x.dtype)
         _neurons_dynamic(x)
         spikes, v_last = _graph("forward", spec, _make_forward, x.device.type)(x, mix, leak)
-        ctx.set_materialize_grads(False)
-        ctx.spec, ctx.surrogate, ctx.shape, ctx.perm = spec, surrogate, x_seq.shape, perm
-        ctx.save_for_backward(x, mix, leak, spikes)
-        v_last = from_rows(v_last, x_seq.shape, perm, step=True)
-        ctx.mark_non_differentiable(v_last)
-        return from_rows(spikes, x_seq.shape, perm), v_last
+        ctx.spec, ctx.surrogate = spec, surrogate
+        return finish_forward(ctx, x_seq, perm, (x, mix, leak, spikes), spikes, v_last)
 
     @staticmethod
     def backward(ctx, grad_spikes, _grad_v):
@@ -243,12 +239,7 @@ def lmht_compiled(x_seq, params: NeuronParams, tgim=None, leak_seq=None, surroga
     """``compile`` backend: ``(spikes [T, ...], final membrane [...])``; see the module docstring."""
     if surrogate is None:
         raise ValueError("surrogate: the compile backend needs a Surrogate (lmht.surrogate.create_surrogate)")
-    if x_seq.is_cuda and torch.is_autocast_enabled("cuda"):
-        # thresholds need float32 resolution: run the neuron outside autocast, like the torch backend
-        with torch.autocast("cuda", enabled=False):
-            return _CompiledNeuron.apply(x_seq.float(), None if tgim is None else tgim.float(),
-                                         None if leak_seq is None else leak_seq.float(), params, surrogate)
-    return _CompiledNeuron.apply(x_seq, tgim, leak_seq, params, surrogate)
+    return apply_outside_autocast(_CompiledNeuron, x_seq, tgim, leak_seq, params, surrogate)
 
 
 register_backend("compile", lmht_compiled)

@@ -34,7 +34,7 @@ from typing import Optional
 import torch
 
 from lmht.functional import NeuronParams
-from lmht.kernels import as_rows, from_rows, lmht_fused, register_backend, rows_in
+from lmht.kernels import as_rows, finish_forward, from_rows, lmht_fused, register_backend, rows_in
 from lmht.surrogate import Surrogate
 
 try:
@@ -237,12 +237,8 @@ class _TritonNeuron(torch.autograd.Function):
         mix = None if tgim is None else tgim.to(x.dtype)
         leak = None if leak_seq is None else leak_seq.to(x.dtype).contiguous()
         spikes, v_last = _forward_op(x, mix, leak, params.levels, params.threshold, params.v_init)
-        ctx.set_materialize_grads(False)
-        ctx.params, ctx.surrogate, ctx.shape, ctx.perm = params, surrogate, x_seq.shape, perm
-        ctx.save_for_backward(x, mix, leak, spikes)
-        v_last = from_rows(v_last, x_seq.shape, perm, step=True)
-        ctx.mark_non_differentiable(v_last)
-        return from_rows(spikes, x_seq.shape, perm), v_last
+        ctx.params, ctx.surrogate = params, surrogate
+        return finish_forward(ctx, x_seq, perm, (x, mix, leak, spikes), spikes, v_last)
 
     @staticmethod
     def backward(ctx, grad_spikes, _grad_v):
