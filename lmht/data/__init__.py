@@ -8,7 +8,7 @@ Importing this package registers every dataset.
 """
 
 from . import cifar, cifar10_dvs, fashion_mnist, imagenet, synthetic, tiny_imagenet  # noqa: F401  (registers)
-from .errors import DatasetNotFoundError
+from .errors import DataFileError, DatasetNotFoundError
 from .loader import EpochShuffleSampler, SeededSamples, create_loader, seed_worker, set_epoch
 from .mixup import create_mixup
 from .registry import DatasetInfo, create_dataset, dataset_info, list_datasets, register_dataset
@@ -17,6 +17,7 @@ from .transforms import Cutout, TransformConfig
 
 __all__ = [
     "Cutout",
+    "DataFileError",
     "DatasetInfo",
     "DatasetNotFoundError",
     "EpochShuffleSampler",

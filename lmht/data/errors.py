@@ -1,4 +1,4 @@
-"""The one exception type of the data package."""
+"""The exception types of the data package."""
 
 from __future__ import annotations
 
@@ -12,3 +12,14 @@ class DatasetNotFoundError(FileNotFoundError):
         self.dataset, self.path, self.layout = dataset, path, layout
         where = f"under {path}" if path is not None else "(no data root given)"
         super().__init__(f"{dataset} not found {where}: expected {layout}")
+
+
+class DataFileError(ValueError):
+    """A data file exists but cannot be used (truncated, corrupt, wrong size, labels out of range).
+
+    The message is one line: the file's path, then what is wrong with it.
+    """
+
+    def __init__(self, path: Path | str, problem: str) -> None:
+        self.path, self.problem = Path(path), problem
+        super().__init__(f"{path}: {problem}")
