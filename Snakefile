@@ -24,11 +24,7 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
-include: "workflow/rules/ann.smk"
-include: "workflow/rules/convert.smk"
-include: "workflow/rules/hybrid.smk"
-include: "workflow/rules/direct.smk"
-include: "workflow/rules/reparam.smk"
+include: "workflow/rules/cells.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/plots.smk"
 

@@ -19,17 +19,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from lmht.config import MODES, SCHEMA, ConfigError, as_yaml, list_presets, load_config
+from lmht.config import MODES, SCHEMA, ConfigError, as_yaml, list_presets, resolve_config
 
 __all__ = ["build_parser", "main"]
-
-_MODE_HELP = {
-    "ann": "train a ReLU (levels=0) or QCFS (levels=Q) ANN",
-    "convert": "QCFS ANN checkpoint -> IF SNN; accuracy after each of convert_steps steps (no training)",
-    "hybrid": "QCFS ANN checkpoint -> LM-HT SNN (exact init), then STBP fine-tuning",
-    "direct": "STBP training from scratch (neuron lmht|mht|if|lif; relu|qcfs trains the ANN)",
-    "reparam": "LM-HT SNN checkpoint -> single-threshold SNN over T*L steps; evaluate both",
-}
 
 
 def _keys_epilog() -> str:
@@ -47,11 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="run `lmht MODE --help` for the config keys",
     )
     sub = parser.add_subparsers(dest="mode", required=True, metavar="MODE")
-    for mode in MODES:
+    for mode, spec in MODES.items():
         p = sub.add_parser(
             mode,
-            help=_MODE_HELP[mode],
-            description=_MODE_HELP[mode],
+            help=spec.help,
+            description=spec.help,
             epilog=_keys_epilog(),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
@@ -71,23 +63,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        cfg = load_config(args.mode, args.config, args.overrides, check_files=not args.print_config)
+    from lmht.build import prepare
+    from lmht.checkpoint import CheckpointError
+
+    try:  # inherit from the parent checkpoint first, then validate the config that will run
+        prepared = prepare(
+            args.mode,
+            resolve_config(args.mode, args.config, args.overrides),
+            check_files=not args.print_config,
+        )
     except ConfigError as exc:
         print(f"lmht {args.mode}: config error: {exc}", file=sys.stderr)
         return 2
+    except CheckpointError as exc:
+        print(f"lmht {args.mode}: {exc}", file=sys.stderr)
+        return 2
     if args.print_config:
-        sys.stdout.write(as_yaml(cfg))
+        sys.stdout.write(as_yaml(prepared.cfg))
         return 0
     if not args.out:
         print(f"lmht {args.mode}: --out DIR is required", file=sys.stderr)
         return 2
 
-    from lmht.checkpoint import CheckpointError
     from lmht.engine import NonFiniteLossError, RunError, run
 
     try:
-        run(args.mode, cfg, args.out, restart=args.restart)
+        run(prepared, out=args.out, restart=args.restart)
     except NonFiniteLossError as exc:
         print(f"lmht {args.mode}: {exc}", file=sys.stderr)
         return 3

@@ -9,8 +9,12 @@ this order, later sources winning::
 ``imagenet``, ``cifar10_dvs``, ``fashion_mnist``). A preset's ``modes`` section holds the settings that
 differ per training mode (e.g. the hybrid fine-tuning schedule). Overrides are parsed as YAML
 (``lr=1e-3``, ``amp=bf16``, ``betas=[0.9,0.99]``, ``ann_checkpoint=null``) and typed by the key's
-schema type. :func:`validate_config` checks everything that can be checked before any work starts and
-raises :class:`ConfigError` naming the offending key.
+schema type. :func:`check_values` checks types, ranges and choices and raises :class:`ConfigError`
+naming the offending key.
+
+This module is a leaf: it knows the keys, not what they build. Checks that need the registries or the
+files (dataset names, architectures, checkpoints, data roots) live in :mod:`lmht.build`, which also
+applies what a run inherits from its parent checkpoint *before* validating the config that will run.
 """
 
 from __future__ import annotations
@@ -27,23 +31,22 @@ from typing import Any
 
 import yaml
 
+from lmht.experiment.modes import MODES
+
 __all__ = [
+    "ANN_NEURONS",
     "MODES",
     "SCHEMA",
     "ConfigError",
+    "as_yaml",
+    "check_values",
     "config_diff",
     "config_hash",
-    "dataset_options",
-    "hybrid_kwargs",
     "list_presets",
-    "load_config",
-    "neuron_kwargs",
     "parse_overrides",
     "resolve_config",
-    "validate_config",
 ]
 
-MODES = ("ann", "convert", "hybrid", "direct", "reparam")
 #: Neuron names that mean "train an ANN" in direct mode (relu: levels forced to 0; qcfs: levels >= 1).
 ANN_NEURONS = ("relu", "qcfs")
 
@@ -104,6 +107,11 @@ SCHEMA: dict[str, Key] = {
         str, "direct: T-GIM initialization (hybrid: uniform)", choices=("uniform", "identity", "random")
     ),
     "learn_tgim": Key(bool, "learn the T-GIM"),
+    "tgim_param": Key(
+        str,
+        "T-GIM parametrization (lmht.experiment.variants): sigmoid = (2/T)·σ(ω), direct = Ω itself",
+        choices=("direct", "sigmoid"),
+    ),
     "leak": Key(
         float, "initial leak λ (lmht) or fixed leak (lif); null = the neuron's default", nullable=True, min=0
     ),
@@ -251,7 +259,8 @@ def resolve_config(
 ) -> dict[str, Any]:
     """Merge defaults, a config file (with its ``modes`` section for ``mode``) and overrides.
 
-    Types are checked as keys are merged; call :func:`validate_config` for ranges and references.
+    Types are checked as keys are merged; :func:`lmht.build.prepare` then inherits what the mode takes
+    from its parent checkpoint and validates the result.
     """
     if mode not in MODES:
         raise ConfigError(f"unknown mode '{mode}' (one of {', '.join(MODES)})")
@@ -279,14 +288,6 @@ def resolve_config(
     return cfg
 
 
-def load_config(
-    mode: str, config_file: str | None = None, overrides: Sequence[str] = (), check_files: bool = True
-) -> dict[str, Any]:
-    """:func:`resolve_config` followed by :func:`validate_config`; returns the resolved config."""
-    cfg = resolve_config(mode, config_file, overrides)
-    validate_config(cfg, mode, check_files=check_files)
-    return cfg
-
 
 def _check_range(cfg: Mapping[str, Any]) -> None:
     for key, spec in SCHEMA.items():
@@ -312,152 +313,11 @@ def _check_range(cfg: Mapping[str, Any]) -> None:
         raise ConfigError(f"'device' must be auto, cpu, cuda or cuda:N, got {dev!r}")
 
 
-def dataset_options(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """Options for ``lmht.data.dataset_info`` / ``create_dataset``: ``dataset_options`` plus ``frames``."""
-    options = dict(cfg["dataset_options"])
-    if cfg["frames"] is not None:
-        options["frames"] = cfg["frames"]
-    return options
-
-
-#: config key -> neuron keyword argument, per neuron name (names not listed use "default")
-NEURON_OPTIONS: dict[str, dict[str, str]] = {
-    "lmht": {
-        "v_init": "v_init",
-        "tgim_init": "tgim_init",
-        "learn_tgim": "learn_tgim",
-        "leak": "leak_init",
-        "learn_leak": "learn_leak",
-        "surrogate": "surrogate",
-        "backend": "backend",
-    },
-    "mht": {"v_init": "v_init", "leak": "leak_init", "surrogate": "surrogate", "backend": "backend"},
-    "default": {"v_init": "v_init", "leak": "leak", "surrogate": "surrogate", "backend": "backend"},
-}
-#: options of the hybrid initialization a config may set (θ, v_init, T-GIM and λ are fixed by Thm. 4.4)
-HYBRID_OPTIONS = {
-    "learn_tgim": "learn_tgim",
-    "learn_leak": "learn_leak",
-    "surrogate": "surrogate",
-    "backend": "backend",
-}
-
-
-def _options(cfg: Mapping[str, Any], table: Mapping[str, str]) -> dict[str, Any]:
-    kw = {arg: cfg[key] for key, arg in table.items() if cfg[key] is not None}
-    if kw.get("backend") == "auto":
-        del kw["backend"]
-    return kw
-
-
-def neuron_kwargs(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """Keyword arguments of ``create_neuron(cfg.neuron, ...)`` for direct training (``v_init`` null -> 0)."""
-    values = {**cfg, "v_init": 0.0 if cfg["v_init"] is None else cfg["v_init"]}
-    return _options(values, NEURON_OPTIONS.get(cfg["neuron"], NEURON_OPTIONS["default"]))
-
-
-def hybrid_kwargs(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """Keyword arguments of ``qcfs_to_lmht`` that the config may set."""
-    return _options(cfg, HYBRID_OPTIONS)
-
-
-def _known(names: Iterable[str]) -> str:
-    return ", ".join(names)
-
-
-def _check_names(cfg: Mapping[str, Any], mode: str) -> None:
-    """Names that the registries resolve: dataset, arch, neuron, surrogate, backend; mode constraints."""
-    from lmht import data as lmht_data
-    from lmht import kernels, models, neurons, surrogate
-
-    if cfg["dataset"] not in lmht_data.list_datasets():
-        raise ConfigError(
-            f"'dataset': unknown dataset '{cfg['dataset']}' (known: {_known(lmht_data.list_datasets())})"
-        )
-    try:
-        info = lmht_data.dataset_info(cfg["dataset"], **dataset_options(cfg))
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"'dataset_options' / 'frames': {exc}") from exc
-    arch = cfg["arch"]
-    if (arch if arch.startswith("lmht_") else f"lmht_{arch}") not in models.list_models():
-        known = _known(m.removeprefix("lmht_") for m in models.list_models())
-        raise ConfigError(f"'arch': unknown model '{arch}' (known: {known})")
-    neuron = cfg["neuron"]
-    known_neurons = [*neurons.list_neurons(), *ANN_NEURONS]
-    if neuron not in known_neurons:
-        raise ConfigError(f"'neuron': unknown neuron '{neuron}' (known: {_known(known_neurons)})")
-    if mode == "hybrid" and neuron != "lmht":
-        raise ConfigError(f"'neuron': hybrid fine-tunes an LM-HT network (neuron=lmht), got '{neuron}'")
-    if mode == "hybrid" and cfg["tgim_init"] != "uniform":
-        raise ConfigError(
-            "'tgim_init': the hybrid initialization starts from a uniform T-GIM (Theorem 4.4), "
-            f"got '{cfg['tgim_init']}'"
-        )
-    if mode == "direct" and neuron == "qcfs" and cfg["levels"] < 1:
-        raise ConfigError("'levels' must be >= 1 when neuron=qcfs (QCFS quantization levels Q)")
-    if cfg["surrogate"] not in surrogate.list_surrogates():
-        raise ConfigError(
-            f"'surrogate': unknown surrogate '{cfg['surrogate']}' "
-            f"(known: {_known(surrogate.list_surrogates())})"
-        )
-    backends = ["auto", *kernels.list_backends()]
-    if cfg["backend"] not in backends:
-        raise ConfigError(f"'backend': unknown backend '{cfg['backend']}' (known: {_known(backends)})")
-    if mode in ("direct", "hybrid") and neuron not in ANN_NEURONS:  # let the neuron check its arguments
-        name, kw = (neuron, neuron_kwargs(cfg)) if mode == "direct" else ("lmht", hybrid_kwargs(cfg))
-        try:
-            neurons.create_neuron(name, L=cfg["L"], T=cfg["T"], threshold=cfg["threshold"], **kw)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"'neuron' ({name}, L={cfg['L']}, T={cfg['T']}): {exc}") from exc
-    if mode in ("ann", "direct"):  # build the architecture without memory to check model_options
-        import torch
-
-        try:
-            with torch.device("meta"):
-                models.create_model(
-                    arch, num_classes=info.num_classes, in_chans=info.in_chans, **cfg["model_options"]
-                )
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"'model_options' of {arch}: {exc}") from exc
-    steps = [cfg["T"], *([cfg["convert_steps"]] if mode == "convert" else [])]
-    if mode == "convert" and cfg["T"] > cfg["convert_steps"]:
-        raise ConfigError(
-            f"'T' ({cfg['T']}) must be <= convert_steps ({cfg['convert_steps']}) in convert mode"
-        )
-    if info.encoding == "frames" and info.frames:
-        for t in steps:
-            if info.frames % t:
-                raise ConfigError(
-                    f"'frames' ({info.frames}) must be a multiple of T ({t}) for {cfg['dataset']}"
-                )
-    if cfg["mixup"] > 0 or cfg["cutmix"] > 0:
-        if cfg["batch_size"] % 2:
-            raise ConfigError(f"'batch_size' must be even with Mixup/CutMix, got {cfg['batch_size']}")
-
-
-def _check_files(cfg: Mapping[str, Any], mode: str) -> None:
-    need = {"convert": "ann_checkpoint", "hybrid": "ann_checkpoint", "reparam": "snn_checkpoint"}.get(mode)
-    if need is not None:
-        path = cfg[need]
-        if not path:
-            raise ConfigError(f"'{need}' is required in {mode} mode (path to a checkpoint.pt)")
-        if not os.path.isfile(path):
-            raise ConfigError(f"'{need}': checkpoint file not found: {path}")
-    from lmht import data as lmht_data
-
-    try:  # opening the test split finds missing files; the error names the path and the layout
-        lmht_data.create_dataset(
-            cfg["dataset"], cfg["data_root"], train=False, seed=cfg["data_seed"], **dataset_options(cfg)
-        )
-    except OSError as exc:  # DatasetNotFoundError (names the path and layout), failed download, ...
-        raise ConfigError(f"'data_root': {exc}") from exc
-
-
-def validate_config(cfg: Mapping[str, Any], mode: str, check_files: bool = True) -> None:
-    """Check a resolved config before any work: keys, types, ranges, registry names and files.
+def check_values(cfg: Mapping[str, Any], mode: str) -> None:
+    """Check a resolved config's keys, types, ranges and choices (no registries, no files).
 
     Raises:
-        ConfigError: naming the key at fault (and the path and expected layout for missing data).
+        ConfigError: naming the key at fault.
     """
     if mode not in MODES:
         raise ConfigError(f"unknown mode '{mode}' (one of {', '.join(MODES)})")
@@ -470,9 +330,6 @@ def validate_config(cfg: Mapping[str, Any], mode: str, check_files: bool = True)
     for key, value in cfg.items():
         _coerce(key, value, "config")
     _check_range(cfg)
-    _check_names(cfg, mode)
-    if check_files:
-        _check_files(cfg, mode)
 
 
 def config_hash(cfg: Mapping[str, Any], mode: str | None = None) -> str:

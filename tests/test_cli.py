@@ -12,7 +12,8 @@ import torch
 import yaml
 
 from lmht import cli
-from lmht.config import SCHEMA, ConfigError, load_config, resolve_config
+from lmht.build import load_config
+from lmht.config import SCHEMA, ConfigError, resolve_config
 
 # Fashion-MNIST-shaped synthetic data, noisy enough that accuracy is not trivially 100 %.
 SYNTHETIC = {

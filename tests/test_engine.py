@@ -10,8 +10,9 @@ import torch
 import yaml
 
 from lmht import checkpoint as C
-from lmht import cli, engine
+from lmht import cli
 from lmht.config import resolve_config
+from lmht.engine import trainer as engine_trainer
 
 SYNTHETIC = {
     "dataset": "synthetic",
@@ -54,7 +55,7 @@ def test_same_seed_same_result_other_seed_differs(cfg_file, tmp_path):
 
 
 def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(cfg_file, tmp_path, monkeypatch, capsys):
-    forward = engine._forward
+    forward = engine_trainer.forward
     calls = {"train": 0}
 
     def poisoned(model, x, snn):
@@ -65,7 +66,7 @@ def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(cfg_file, tm
                 return out * float("nan")
         return out
 
-    monkeypatch.setattr(engine, "_forward", poisoned)
+    monkeypatch.setattr(engine_trainer, "forward", poisoned)
     out = tmp_path / "nan"
     assert run_cli("direct", "-c", cfg_file, "-o", out) == 3
     err = capsys.readouterr().err
@@ -191,8 +192,8 @@ def test_atomic_json_writes_nulls_for_non_finite(tmp_path):
 def _lrs(overrides, steps_per_epoch=4):
     cfg = resolve_config("direct", overrides=["dataset=synthetic", *overrides])
     model = torch.nn.Linear(2, 2)
-    opt = engine.build_optimizer(cfg, model)
-    sched = engine.build_scheduler(cfg, opt, steps_per_epoch)
+    opt = engine_trainer.build_optimizer(cfg, model)
+    sched = engine_trainer.build_scheduler(cfg, opt, steps_per_epoch)
     return cfg, opt, sched
 
 

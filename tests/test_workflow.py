@@ -17,22 +17,9 @@ import pytest
 import yaml
 from workflow_utils import CLAIMS, REPO, SCRIPTS, fixture_suite, snakemake
 
+from lmht.experiment import FIGURES, MODES, TABLES, VARIANTS
+
 SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
-TABLES = [
-    "claims",
-    "orderings",
-    "table1",
-    "table2",
-    "table3",
-    "table4",
-    "tableS1",
-    "gap",
-    "depth",
-    "budget",
-    "tgim",
-    "cells",
-]
-FIGURES = ["accuracy_vs_steps", "depth", "lt_heatmap", "tgim_matrices", "firing_rate", "training_curves"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -95,7 +82,17 @@ def test_schema_cli_keys_match_the_engine():
         "resume",
     }
     accepted = set(SCHEMA["$defs"]["cli_settings"]["propertyNames"]["enum"])
-    assert accepted == set(CLI_SCHEMA) - set_by_workflow
+    # variant keys are set per cell from the grid's `variants`, so that cell names always show them
+    assert accepted == set(CLI_SCHEMA) - set_by_workflow - set(VARIANTS)
+
+
+def test_schema_variants_match_the_contract():
+    """The grid's `variants` are exactly the declared variants, the paper's method first and the default."""
+    props = SCHEMA["$defs"]["grid"]["properties"]["variants"]["properties"]
+    assert set(props) == set(VARIANTS)
+    for key, variant in VARIANTS.items():
+        assert props[key]["items"]["enum"] == list(variant.choices)
+        assert props[key]["default"] == [variant.default]
 
 
 def test_schema_names_match_the_library():
@@ -108,26 +105,35 @@ def test_schema_names_match_the_library():
     }
 
 
+def job_counts(output: str) -> dict[str, int]:
+    """The `Job stats` table of a dry run: rule -> number of jobs."""
+    stats = output[output.index("Job stats:"):].splitlines()[3:]
+    counts = {}
+    for line in stats:
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit():
+            break
+        counts[parts[0]] = int(parts[1])
+    return counts
+
+
 @pytest.mark.parametrize("suite", ["smoke", "quick", "paper"])
 def test_dry_run(tmp_path, suite):
-    start = time.perf_counter()
+    """The DAG has exactly the cells the contract expands the suite into, one job per cell and seed."""
+    from collections import Counter
+
+    from lmht.experiment import suite_cells
+    from lmht.experiment.grid import suite_datasets
+
     res = snakemake("-n", "--config", f"suite={suite}", cwd=tmp_path)
-    elapsed = time.perf_counter() - start
     assert res.returncode == 0, res.stdout + res.stderr
-    out = res.stdout + res.stderr
-    for rule in (
-        "dataset_info",
-        "train_ann",
-        "convert_eval",
-        "finetune_hybrid",
-        "train_direct",
-        "reparam_eval",
-        "aggregate",
-        "plots",
-    ):
-        assert rule in out, f"{rule} missing from the {suite} DAG"
-    if suite == "paper":
-        assert elapsed < 10, f"paper dry run took {elapsed:.1f} s"
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["seeds"] = None
+    expected = Counter(MODES[c.mode].rule for c in suite_cells(config, suite))
+    expected.update(dataset_info=len(suite_datasets(config, suite)), aggregate=1, plots=1, all=1)
+    counts = job_counts(res.stdout + res.stderr)
+    assert counts.pop("total") == sum(expected.values())
+    assert counts == dict(expected)
     assert not (tmp_path / "results").exists()
 
 
@@ -138,7 +144,7 @@ def test_cell_paths_parse(tmp_path):
         f"{base}/ann_Q4/seed0/metrics.json": "train_ann",
         f"{base}/convert-Q4_L1_T16_none/seed0/metrics.json": "convert_eval",
         f"{base}/hybrid-Q4_L2_T2_uniform/seed1/metrics.json": "finetune_hybrid",
-        f"{base}/direct-lmht_L2_T2_identity/seed0/metrics.json": "train_direct",
+        f"{base}/direct-lmht_L2_T2_identity+direct-tgim/seed0/metrics.json": "train_direct",
         f"{base}/direct-if_L1_T4_none/seed0/metrics.json": "train_direct",
         f"{base}/reparam-hybrid-Q4_L2_T2_uniform/seed0/metrics.json": "reparam_eval",
         f"{base}/reparam-direct-lmht_L2_T2_uniform/seed0/metrics.json": "reparam_eval",
@@ -238,16 +244,20 @@ def test_missing_data_root_fails_before_any_job(tmp_path):
 # --------------------------------------------------------------------------------------------------
 # The cell wrapper
 # --------------------------------------------------------------------------------------------------
+CELL = "runs/synthetic/lmht_fmnist_cnn/hybrid-Q4_L2_T2_uniform/seed0"
+PARENT = "runs/synthetic/lmht_fmnist_cnn/ann_Q4/seed0"
+
+
 def run_cell(tmp_path, *args, launcher):
     cmd = [
         sys.executable,
         str(SCRIPTS / "run_cell.py"),
-        "--mode",
-        "direct",
+        "--pythonpath",
+        str(REPO),
         "--out",
-        str(tmp_path / "cell"),
+        str(tmp_path / CELL),
         "--log",
-        str(tmp_path / "cell" / "run.log"),
+        str(tmp_path / CELL / "run.log"),
         "--launcher",
         launcher,
         *args,
@@ -257,66 +267,80 @@ def run_cell(tmp_path, *args, launcher):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
 
 
+def ok_parent(tmp_path):
+    from workflow_utils import write_metrics
+
+    from lmht.experiment.cell import Cell
+
+    write_metrics(Cell.from_path(PARENT), tmp_path.parent, tmp_path.name, 50.0)
+
+
 def test_run_cell_records_a_failure(tmp_path):
+    ok_parent(tmp_path)
     fail = f"{sys.executable} -c 'import sys; print(\"boom\"); sys.exit(3)'"
     res = run_cell(tmp_path, "--on-failure", "record", launcher=fail)
     assert res.returncode == 0, res.stderr
-    metrics = json.loads((tmp_path / "cell" / "metrics.json").read_text())
-    status = json.loads((tmp_path / "cell" / "status.json").read_text())
-    assert metrics["status"] == status["status"] == "failed"
+    metrics = json.loads((tmp_path / CELL / "metrics.json").read_text())
+    status = json.loads((tmp_path / CELL / "status.json").read_text())
+    assert metrics["status"] == status["status"] == "failed" and metrics["mode"] == "hybrid"
     assert status["returncode"] == 3 and "boom" in status["error"]
     assert metrics["config"] == {"epochs": "1"}
 
 
 def test_run_cell_fail_mode_propagates_the_error(tmp_path):
+    ok_parent(tmp_path)
     fail = f"{sys.executable} -c 'import sys; sys.exit(3)'"
     res = run_cell(tmp_path, "--on-failure", "fail", launcher=fail)
     assert res.returncode == 3
-    assert not (tmp_path / "cell" / "metrics.json").exists()
-    assert json.loads((tmp_path / "cell" / "status.json").read_text())["status"] == "failed"
+    assert not (tmp_path / CELL / "metrics.json").exists()
+    assert json.loads((tmp_path / CELL / "status.json").read_text())["status"] == "failed"
 
 
 def test_run_cell_skips_a_cell_whose_upstream_failed(tmp_path):
-    upstream = tmp_path / "ann" / "metrics.json"
-    upstream.parent.mkdir()
-    upstream.write_text(json.dumps({"status": "failed", "error": "line 1\nValueError: bad"}))
+    from lmht.experiment.record import FailureRecord, write_record
+
+    write_record(
+        tmp_path / PARENT / "metrics.json", FailureRecord(mode="ann", error="line 1\nValueError: bad")
+    )
     never = f"{sys.executable} -c 'raise SystemExit(\"must not run\")'"
-    res = run_cell(tmp_path, "--requires", str(upstream), launcher=never)
+    res = run_cell(tmp_path, launcher=never)
     assert res.returncode == 0
-    metrics = json.loads((tmp_path / "cell" / "metrics.json").read_text())
+    metrics = json.loads((tmp_path / CELL / "metrics.json").read_text())
     assert metrics["status"] == "failed" and "upstream cell failed" in metrics["error"]
-    assert "ValueError: bad" in metrics["error"]
+    assert "ValueError: bad" in metrics["error"] and PARENT in metrics["error"]
 
 
 def test_run_cell_success_needs_metrics(tmp_path):
+    ok_parent(tmp_path)
     ok_without_metrics = f"{sys.executable} -c 'pass'"
     res = run_cell(tmp_path, launcher=ok_without_metrics)
     assert res.returncode == 0
-    assert "wrote no" in json.loads((tmp_path / "cell" / "metrics.json").read_text())["error"]
+    assert "wrote no" in json.loads((tmp_path / CELL / "metrics.json").read_text())["error"]
 
 
 # --------------------------------------------------------------------------------------------------
 # Aggregation and plots on fixture cells (fake numbers, including failed and missing cells)
 # --------------------------------------------------------------------------------------------------
+def fixture_config_file(tmp_path, config) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
 @pytest.fixture
 def aggregated(tmp_path):
-    manifest = fixture_suite(tmp_path / "suite")
-    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    config = fixture_suite(tmp_path / "results")
     out = tmp_path / "tables"
     res = subprocess.run(
         [
             sys.executable,
             str(SCRIPTS / "aggregate.py"),
-            "--manifest",
-            str(tmp_path / "manifest.json"),
-            "--claims",
-            str(CLAIMS),
-            "--out",
-            str(out),
+            "--config",
+            str(fixture_config_file(tmp_path, config)),
             "--suite",
             "fixture",
-            "--tolerance",
-            "1.0",
+            "--out",
+            str(out),
         ],
         capture_output=True,
         text=True,
@@ -374,16 +398,16 @@ def test_aggregate_verdicts_and_not_run_reasons(aggregated):
 
 
 def test_plots_from_fixture(aggregated):
-    tmp_path, tables = aggregated
+    tmp_path, _ = aggregated
     out = tmp_path / "figures"
     res = subprocess.run(
         [
             sys.executable,
             str(SCRIPTS / "plots.py"),
-            "--manifest",
-            str(tmp_path / "manifest.json"),
-            "--tables",
-            str(tables),
+            "--config",
+            str(tmp_path / "config.yaml"),
+            "--suite",
+            "fixture",
             "--out",
             str(out),
         ],
@@ -397,25 +421,12 @@ def test_plots_from_fixture(aggregated):
 
 
 def test_aggregate_with_no_cell_run(tmp_path):
-    manifest = fixture_suite(tmp_path / "suite")
-    for entry in manifest:
-        Path(entry["path"]).unlink(missing_ok=True)
-    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
-    res = subprocess.run(
-        [
-            sys.executable,
-            str(SCRIPTS / "aggregate.py"),
-            "--manifest",
-            str(tmp_path / "manifest.json"),
-            "--claims",
-            str(CLAIMS),
-            "--out",
-            str(tmp_path / "t"),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert res.returncode == 0, res.stderr
+    from lmht.experiment.results import aggregate
+
+    config = fixture_suite(tmp_path / "results")
+    for path in (tmp_path / "results").rglob("metrics.json"):
+        path.unlink()
+    aggregate(config, "fixture", CLAIMS, tmp_path / "t")
     assert set(pd.read_csv(tmp_path / "t" / "claims.csv")["verdict"]) == {"not run"}
 
 

@@ -9,7 +9,7 @@ rule dataset_info:
         f"{SUITE_DIR}/logs/dataset_info/{{dataset}}.log",
     params:
         data_root=lambda wc: config["data_roots"].get(wc.dataset, ""),
-        settings=lambda wc: _layered(wc.suite, wc.dataset, "all", "settings"),
+        settings=lambda wc: layered(config, wc.suite, wc.dataset, "all", "settings"),
     conda:
         "../../envs/lmht.yaml"
     resources:

@@ -41,7 +41,7 @@ def file_records(root: str) -> list[dict]:
 
 def describe(name: str, root: str, settings: dict) -> dict:
     """Load both splits the way the runs will (the CLI's resolved config) and describe them."""
-    from lmht.config import dataset_options, load_config
+    from lmht.build import dataset_options, load_config
     from lmht.data import create_dataset, dataset_info
 
     start = time.time()

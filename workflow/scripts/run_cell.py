@@ -1,28 +1,29 @@
 """Run one cell of the workflow: the ``lmht`` CLI, with its outcome recorded next to its outputs.
 
-Called by the training/evaluation rules (workflow/rules/*.smk)::
+Called by the cell rules (workflow/rules/cells.smk)::
 
-    run_cell.py --mode MODE --out DIR --log LOG [--requires UPSTREAM/metrics.json ...]
-                --on-failure record|fail --launcher "python -m lmht" -- key=value ...
+    run_cell.py --out .../runs/DATASET/ARCH/CELL/seedN --log LOG --on-failure record|fail
+                --launcher "python -m lmht" -- key=value ...
 
-It runs ``LAUNCHER MODE --out DIR key=value ...`` with stdout/stderr appended to LOG and writes
-``DIR/status.json`` (status ok|failed, return code, error tail, command, wall time). On failure:
+The cell folder names the cell (``lmht.experiment.cell``), hence its mode and the cell it builds on. It
+runs ``LAUNCHER MODE --out DIR key=value ...`` with stdout/stderr appended to LOG and writes
+``DIR/status.json`` (the :class:`lmht.experiment.record.FailureRecord` fields: status ok|failed, return
+code, error tail, command, wall time). On failure:
 
-* ``--on-failure record`` (default of the workflow): ``DIR/metrics.json`` becomes a failure record
-  ``{"status": "failed", "error": ..., ...}`` and the script exits 0, so the Snakemake job succeeds and
-  aggregation still runs; the tables report the cell as "not run" with the error.
+* ``--on-failure record`` (default of the workflow): ``DIR/metrics.json`` becomes that failure record
+  and the script exits 0, so the Snakemake job succeeds and aggregation still runs; the tables report
+  the cell as "not run" with the error.
 * ``--on-failure fail``: exits with the CLI's return code (Snakemake retries and ``--keep-going`` apply).
 
-A cell whose upstream cell (``--requires``) recorded a failure is recorded as failed without running.
-Stale checkpoints in DIR are removed before a fresh run so that a forced rerun trains from scratch;
-a job that Slurm requeued (``SLURM_RESTART_COUNT`` > 0) keeps them and the CLI resumes (``resume=true``).
-Only the Python standard library is used (it runs in any environment).
+A cell whose parent cell recorded a failure is recorded as failed without running. Stale checkpoints in
+DIR are removed before a fresh run so that a forced rerun trains from scratch; a job that Slurm requeued
+(``SLURM_RESTART_COUNT`` > 0) keeps them and the CLI resumes (``resume=true``). Needs only the standard
+library and the torch-free ``lmht.experiment`` (found through ``--pythonpath``, the repository root).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import subprocess
@@ -31,23 +32,6 @@ import time
 from pathlib import Path
 
 ERROR_TAIL_LINES = 30
-
-
-def write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
-def read_status(metrics: Path) -> tuple[str, str]:
-    """(status, error) of a cell from its metrics.json ('ok' when it has no failure record)."""
-    try:
-        data = json.loads(metrics.read_text())
-    except (OSError, ValueError) as exc:
-        return "failed", f"unreadable {metrics}: {exc}"
-    if data.get("status", "ok") != "ok":
-        return "failed", str(data.get("error", "failed"))
-    return "ok", ""
 
 
 def tail(path: Path, lines: int = ERROR_TAIL_LINES) -> str:
@@ -59,16 +43,8 @@ def tail(path: Path, lines: int = ERROR_TAIL_LINES) -> str:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--mode", required=True, choices=["ann", "convert", "hybrid", "direct", "reparam"])
-    p.add_argument("--out", required=True, type=Path, help="cell folder (the CLI's --out)")
+    p.add_argument("--out", required=True, type=Path, help="cell folder .../runs/DATASET/ARCH/CELL/seedN")
     p.add_argument("--log", required=True, type=Path, help="log file (stdout and stderr of the CLI)")
-    p.add_argument(
-        "--requires",
-        action="append",
-        default=[],
-        type=Path,
-        help="metrics.json of an upstream cell that must have succeeded",
-    )
     p.add_argument("--on-failure", choices=["record", "fail"], default="record")
     p.add_argument(
         "--launcher",
@@ -83,37 +59,33 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.pythonpath:  # the conda deployment runs the working tree's code (envs/lmht.yaml)
+        sys.path.insert(0, args.pythonpath)
+    from lmht.experiment.cell import Cell
+    from lmht.experiment.record import METRICS_FILE, FailureRecord, read_record, write_record
+
     out: Path = args.out
+    cell = Cell.from_path(out)
     out.mkdir(parents=True, exist_ok=True)
     args.log.parent.mkdir(parents=True, exist_ok=True)
-    metrics, status_file = out / "metrics.json", out / "status.json"
+    metrics, status_file = out / METRICS_FILE, out / "status.json"
     requeued = int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) > 0
     for stale in [metrics, status_file, *([] if requeued else out.glob("checkpoint*.pt"))]:
         stale.unlink(missing_ok=True)
 
-    command = [*shlex.split(args.launcher), args.mode, "--out", str(out), *args.settings, "resume=true"]
-    record = {
-        "status": "ok",
-        "mode": args.mode,
-        "command": shlex.join(command),
-        "returncode": 0,
-        "error": "",
-        "requeued": requeued,
-        "log": str(args.log),
-    }
-    settings = dict(s.split("=", 1) for s in args.settings if "=" in s)
+    command = [*shlex.split(args.launcher), cell.mode, "--out", str(out), *args.settings, "resume=true"]
+    record = FailureRecord(mode=cell.mode, error="", status="ok", command=shlex.join(command), returncode=0,
+                           requeued=requeued, log=str(args.log))
     start = time.time()
-
-    failed_upstream = [(p, read_status(p)[1]) for p in args.requires if read_status(p)[0] != "ok"]
-    if failed_upstream:
-        path, error = failed_upstream[0]
-        record.update(
-            status="failed",
-            returncode=None,
-            error=f"upstream cell failed: {path}: {error.splitlines()[-1] if error else ''}",
-        )
+    parent = cell.parent()
+    # the parent cell has the same dataset, arch and seed: a sibling folder of this cell's
+    parent_metrics = out.parents[1] / parent.name / out.name / METRICS_FILE if parent else None
+    upstream = read_record(parent_metrics) if parent_metrics else ("ok", "", None)
+    if upstream[0] != "ok":
+        record.status, record.returncode = "failed", None
+        record.error = f"upstream cell failed: {parent_metrics}: {upstream[1]}"
         with args.log.open("a") as log:
-            log.write(record["error"] + "\n")
+            log.write(record.error + "\n")
     else:
         env = dict(os.environ)
         if args.pythonpath:
@@ -122,33 +94,31 @@ def main(argv: list[str] | None = None) -> int:
             for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
                 env[var] = str(args.threads)
         with args.log.open("a") as log:
-            log.write(f"$ {record['command']}\n")
+            log.write(f"$ {record.command}\n")
             log.flush()
             rc = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-        record["returncode"] = rc
+        record.returncode = rc
         if rc != 0:
-            record.update(status="failed", error=tail(args.log) or f"exit code {rc}")
+            record.status, record.error = "failed", tail(args.log) or f"exit code {rc}"
         elif not metrics.is_file():
-            record.update(status="failed", error=f"the CLI exited 0 but wrote no {metrics}")
+            record.status, record.error = "failed", f"the CLI exited 0 but wrote no {metrics}"
         else:
-            status, error = read_status(metrics)
+            status, reason, _ = read_record(metrics)
             if status != "ok":
-                record.update(status="failed", error=error)
+                record.status, record.error = "failed", reason
 
-    record["wall_time_s"] = round(time.time() - start, 3)
-    write_json_atomic(status_file, record)
-    if record["status"] == "ok":
+    record.wall_time_s = round(time.time() - start, 3)
+    record.config = dict(s.split("=", 1) for s in args.settings if "=" in s)
+    write_record(status_file, record)
+    if record.status == "ok":
         return 0
     if args.on_failure == "fail":
         metrics.unlink(missing_ok=True)
-        print(
-            f"run_cell: {args.mode} cell {out} failed (see {args.log}):\n{record['error']}", file=sys.stderr
-        )
-        return record["returncode"] or 1
-    write_json_atomic(metrics, {**record, "config": settings})
-    print(
-        f"run_cell: {args.mode} cell {out} FAILED, recorded in {metrics} (on_failure=record)", file=sys.stderr
-    )
+        print(f"run_cell: {cell.mode} cell {out} failed (see {args.log}):\n{record.error}", file=sys.stderr)
+        return record.returncode or 1
+    write_record(metrics, record)
+    print(f"run_cell: {cell.mode} cell {out} FAILED, recorded in {metrics} (on_failure=record)",
+          file=sys.stderr)
     return 0
 
 
