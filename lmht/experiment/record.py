@@ -45,8 +45,13 @@ class EvalSummary:
         test_loss: cross-entropy of the time-mean output.
         firing_rate: per spiking layer, mean spike level per neuron and step (0..L).
         sops: synaptic operations per image (a level-k spike costs k accumulates).
+        sops_value: the authors' count: input spike values k·θ × fan-out (equal to ``sops`` when θ = 1).
         macs: multiply-accumulates per image of the analog layers before the first neuron.
-        energy_mj: energy per image in mJ.
+        energy_mj: the paper's energy, 0.9 pJ × sops, in mJ per image.
+        energy_first_layer_mac_mj: 0.9 pJ × sops + 4.6 pJ × macs (the other common convention).
+        ann_macs: MACs per image of the same architecture run as an ANN.
+        ann_energy_mj: 4.6 pJ × ann_macs, in mJ per image.
+        as_ratio: ann_energy_mj / energy_mj (the authors' "A/S power ratio").
         sops_per_layer: per conv/linear layer, ``{"acs": ..., "macs": ...}`` per image.
     """
 
@@ -55,8 +60,13 @@ class EvalSummary:
     test_loss: float | None = None
     firing_rate: dict[str, float] = field(default_factory=dict)
     sops: float | None = None
+    sops_value: float | None = None
     macs: float | None = None
     energy_mj: float | None = None
+    energy_first_layer_mac_mj: float | None = None
+    ann_macs: float | None = None
+    ann_energy_mj: float | None = None
+    as_ratio: float | None = None
     sops_per_layer: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
@@ -78,7 +88,9 @@ class RunRecord(EvalSummary):
     Mode-specific fields are None where they do not apply: ``init_top1`` (hybrid: right after the
     hybrid initialization), ``ann_top1``/``ann_levels`` (convert, hybrid: the QCFS ANN it came from),
     ``top1_at`` (convert: accuracy at each step, keyed by the step as a string), ``reparam`` and
-    ``source_mode`` (reparam).
+    ``source_mode`` (reparam). ``variants`` holds the value of every variant key the run used
+    (:mod:`lmht.experiment.variants`; the paper's method unless stated), ``warnings`` what the run
+    noticed (e.g. divergence, a training set smaller than one batch per class).
     """
 
     mode: str = ""
@@ -101,6 +113,8 @@ class RunRecord(EvalSummary):
     top1_at: dict[str, float] | None = None
     reparam: ReparamResult | None = None
     source_mode: str | None = None
+    variants: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
