@@ -1,5 +1,5 @@
 # The two commands of the README:
-#   make run    set up, then run the default (quick) suite on CPU and build its report
+#   make run    set up, then run the default (quick) suite on CPU: tables, figures and results/quick/report.html
 #   make test   set up, then run the linters and the whole test suite
 SUITE ?= quick
 CORES ?= 2
@@ -15,10 +15,10 @@ setup-test:
 
 run: setup
 	$(VENV)/snakemake --cores $(CORES) --config suite=$(SUITE)
-	$(VENV)/snakemake --cores $(CORES) --config suite=$(SUITE) --report results/$(SUITE)/report.html
 
+# Snakemake's own report of the same tables and figures (the suite's report.html is built by `run`)
 report: setup
-	$(VENV)/snakemake --cores $(CORES) --config suite=$(SUITE) --report results/$(SUITE)/report.html
+	$(VENV)/snakemake --cores $(CORES) --config suite=$(SUITE) --report results/$(SUITE)/snakemake-report.html
 
 lint: setup-test
 	$(VENV)/ruff check .

@@ -27,6 +27,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/cells.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/plots.smk"
+include: "workflow/rules/report.smk"
 
 
 onstart:
@@ -37,6 +38,7 @@ localrules:
     all,
     aggregate,
     plots,
+    report_html,
 
 
 rule all:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent setup: virtual env in .venv with the pinned packages, and (as root) Debian's
-# Fashion-MNIST files; with --test also Slurm + munge for the real one-node cluster test.
+# Fashion-MNIST files; with --test also Slurm + munge for the real one-node cluster test and Chromium
+# for the report rendering test.
 # A second run only checks stamps and returns in about a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +28,7 @@ apt_packages=()
 if (( want_test )); then
   command -v slurmctld >/dev/null 2>&1 || apt_packages+=(slurm-wlm)
   command -v munged >/dev/null 2>&1 || apt_packages+=(munge)
+  command -v chromium >/dev/null 2>&1 || apt_packages+=(chromium)  # tests/test_report.py renders the report
 fi
 if (( ${#apt_packages[@]} )); then
   if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then

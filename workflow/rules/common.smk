@@ -134,6 +134,6 @@ def figure_outputs():
 
 
 def get_final_outputs():
-    """Targets of the default target `all` for the selected suite (every table and figure)."""
+    """Targets of the default target `all` for the selected suite (every table, figure and the report)."""
     tables = [f"{RESULTS}/{SUITE}/tables/{n}.{ext}" for n in TABLES for ext in [*TABLE_FORMATS, "html"]]
-    return tables + [f"{RESULTS}/{SUITE}/figures/{n}.png" for n in FIGURES]
+    return [*tables, *(f"{RESULTS}/{SUITE}/figures/{n}.png" for n in FIGURES), f"{RESULTS}/{SUITE}/report.html"]

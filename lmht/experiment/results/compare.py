@@ -23,6 +23,7 @@ import pandas as pd
 from lmht.experiment.variants import VARIANTS
 
 from . import stats as S
+from .load import select
 
 __all__ = ["FAMILIES", "Family", "comparison_rows", "orderings", "seed_values", "variant_effects"]
 
@@ -105,9 +106,7 @@ def seed_values(
 ) -> dict[int, float]:
     """seed -> value of the ok runs whose columns equal ``where`` (a metric column or a function of the
     row)."""
-    sel = runs[runs["status"] == "ok"]
-    for key, value in where.items():
-        sel = sel[sel[key] == value]
+    sel = select(runs[runs["status"] == "ok"], **where)
     out = {}
     for _, r in sel.iterrows():
         v = metric(r) if callable(metric) else r[metric]
@@ -184,10 +183,7 @@ def _paper(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def _cells(runs: pd.DataFrame, **where) -> pd.DataFrame:
-    sel = runs
-    for key, value in where.items():
-        sel = sel[sel[key] == value]
-    return sel.drop_duplicates("cell")
+    return select(runs, **where).drop_duplicates("cell")
 
 
 def orderings(runs: pd.DataFrame, tol: float) -> pd.DataFrame:
@@ -301,11 +297,12 @@ def variant_effects(runs: pd.DataFrame, tol: float) -> pd.DataFrame:
         )
         pairs = []
         for _, c in cells[cells[key].isin(list(variant.alternatives))].iterrows():
-            other = {col: c[col] for col in (*_IDENTITY, *VARIANTS) if col != key}
-            base = cells
-            for col, value in other.items():
-                base = base[(base[col] == value) | (base[col].isna() & pd.isna(value))]
-            base = base[base[key] == variant.default]
+            base = cells[cells[key] == variant.default]
+            for column in (*_IDENTITY, *VARIANTS):
+                if column != key:
+                    value = c[column]
+                    same = (base[column] == value).fillna(False).astype(bool)
+                    base = base[same | (base[column].isna() & pd.isna(value))]
             for _, b in base.iterrows():
                 metrics = [("top1", "final")]
                 if key == "hybrid_init":

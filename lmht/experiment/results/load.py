@@ -23,22 +23,62 @@ from lmht.experiment.variants import VARIANTS
 from . import stats as S
 from .names import NOT_RUN
 
-__all__ = ["IDENTITY", "METRICS", "Suite", "cell_fields", "load_runs", "summarize"]
+__all__ = ["IDENTITY", "METRICS", "Suite", "cell_fields", "load_runs", "select", "summarize", "write_runs"]
 
 #: Columns that identify a cell (with the seed: a run).
 IDENTITY = (
-    "dataset", "arch", "cell", "method", "mode", "neuron", "L", "T", "steps", "tgim", "Q", "source",
-    "variant_tags", *VARIANTS,
+    "dataset",
+    "arch",
+    "cell",
+    "method",
+    "mode",
+    "neuron",
+    "L",
+    "T",
+    "steps",
+    "tgim",
+    "Q",
+    "source",
+    "variant_tags",
+    *VARIANTS,
 )
 #: Numbers of a run (per image where it applies; accuracies in %).
 METRICS = (
-    "top1", "best_top1", "init_top1", "ann_top1", "test_loss", "firing_mean", "sops", "sops_value", "macs",
-    "energy_mj", "energy_first_layer_mac_mj", "ann_macs", "ann_energy_mj", "as_ratio", "params",
-    "wall_time_s", "epochs", "before_top1", "after_top1", "agreement", "before_sops", "after_sops",
-    "before_energy_mj", "after_energy_mj",
+    "top1",
+    "best_top1",
+    "init_top1",
+    "ann_top1",
+    "test_loss",
+    "firing_mean",
+    "sops",
+    "sops_value",
+    "macs",
+    "energy_mj",
+    "energy_first_layer_mac_mj",
+    "ann_macs",
+    "ann_energy_mj",
+    "as_ratio",
+    "params",
+    "wall_time_s",
+    "epochs",
+    "before_top1",
+    "after_top1",
+    "agreement",
+    "before_sops",
+    "after_sops",
+    "before_energy_mj",
+    "after_energy_mj",
 )
-_EVAL = ("sops", "sops_value", "macs", "energy_mj", "energy_first_layer_mac_mj", "ann_macs", "ann_energy_mj",
-         "as_ratio")
+_EVAL = (
+    "sops",
+    "sops_value",
+    "macs",
+    "energy_mj",
+    "energy_first_layer_mac_mj",
+    "ann_macs",
+    "ann_energy_mj",
+    "as_ratio",
+)
 
 
 def cell_fields(cell: Cell) -> dict:
@@ -63,6 +103,14 @@ def cell_fields(cell: Cell) -> dict:
     }
 
 
+def select(df: pd.DataFrame, **where) -> pd.DataFrame:
+    """Rows whose columns equal ``where`` (missing values never match)."""
+    mask = pd.Series(True, index=df.index)
+    for key, value in where.items():
+        mask &= (df[key] == value).fillna(False).astype(bool)
+    return df[mask]
+
+
 def _num(value) -> float:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
 
@@ -71,8 +119,10 @@ def _metrics(m: RunRecord) -> dict:
     rep = m.reparam
     rates = [_num(v) for v in m.firing_rate.values()]
     rates = [r for r in rates if math.isfinite(r)]
-    out = {k: _num(getattr(m, k)) for k in ("top1", "best_top1", "init_top1", "ann_top1", "test_loss",
-                                             "params", "wall_time_s", *_EVAL)}
+    out = {
+        k: _num(getattr(m, k))
+        for k in ("top1", "best_top1", "init_top1", "ann_top1", "test_loss", "params", "wall_time_s", *_EVAL)
+    }
     out.update(
         firing_mean=sum(rates) / len(rates) if rates else math.nan,
         epochs=len(m.history),
@@ -96,20 +146,32 @@ def load_runs(cells: Mapping[Cell, list[str]], results: str | Path, suite: str) 
         path = cell.path(results, suite)
         status, reason, rec = read_record(path)
         ok = status == "ok"
-        rows.append({
-            **cell_fields(cell),
-            "seed": cell.seed,
-            "grids": ";".join(grids),
-            "status": status,
-            "reason": reason,
-            **(_metrics(rec) if ok else empty),
-            "top1_per_step": list(rec.top1_per_step) if ok else None,
-            "warnings": "; ".join(rec.warnings) if ok else "",
-            "device": rec.device if ok else "",
-            "path": str(path),
-        })
-    columns = [*IDENTITY, "seed", "grids", "status", "reason", *METRICS, "top1_per_step", "warnings", "device",
-               "path"]
+        rows.append(
+            {
+                **cell_fields(cell),
+                "seed": cell.seed,
+                "grids": ";".join(grids),
+                "status": status,
+                "reason": reason,
+                **(_metrics(rec) if ok else empty),
+                "top1_per_step": list(rec.top1_per_step) if ok else None,
+                "warnings": "; ".join(rec.warnings) if ok else "",
+                "device": rec.device if ok else "",
+                "path": str(path),
+            }
+        )
+    columns = [
+        *IDENTITY,
+        "seed",
+        "grids",
+        "status",
+        "reason",
+        *METRICS,
+        "top1_per_step",
+        "warnings",
+        "device",
+        "path",
+    ]
     runs = pd.DataFrame(rows, columns=columns)
     for col in ("L", "T", "steps", "Q", "seed", "epochs"):
         runs[col] = pd.to_numeric(runs[col], errors="coerce").astype("Int64")

@@ -1,9 +1,14 @@
-"""Names shared by the tables and figures: the paper's dataset/arch/method names mapped to ours, method
-labels, architecture depth and family."""
+"""Names shared by the tables, figures and the report: method labels, and the paper's names for our
+datasets, architectures and methods (how a row of ``paper-claims.csv`` finds its cell)."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+
+import pandas as pd
+
+from lmht.experiment.variants import VARIANTS
 
 __all__ = [
     "ARCH_DEPTH",
@@ -14,9 +19,14 @@ __all__ = [
     "PAPER_DATASETS",
     "PAPER_METHODS",
     "S1_ARCHS",
-    "TIE",
+    "arch_family_depth",
+    "cell_label",
     "method_label",
+    "variant_label",
 ]
+
+NOT_RUN = "not run"
+NOT_IMPLEMENTED = "baseline method of the paper's comparison table, not implemented here"
 
 #: Paper dataset name -> (our dataset, note on the match)
 PAPER_DATASETS = {
@@ -44,31 +54,6 @@ PAPER_ARCHS = {
     "MS-ResNet-34": "lmht_ms_resnet34",
     "Transformer-4-384": "lmht_spikformer_4_384",
 }
-#: Paper method (regex) -> how to find our number: cell name template, which value, (L, T) mapping.
-#: value: "top1" | "before" | "after" (reparam) | "step" (conversion curve at step T).
-PAPER_METHODS = [
-    (r"LM-HT direct|LM-HT", "direct-lmht_L{L}_T{T}_uniform", "top1", None),
-    (r"M-HT no T-GIM", "direct-mht_L{L}_T{T}_none", "top1", None),
-    (r"LM-HT before reparam", "reparam-direct-lmht_L{L}_T{T}_uniform", "before", None),
-    # Table 2 pairs each L=2 model with its single-threshold version over T·L steps (listed as L=1, T=4).
-    (r"single-threshold after reparam", "reparam-direct-lmht_L2_T{half_T}_uniform", "after", None),
-    (r"QCFS Tq=(?P<Q>\d+) ANN", "ann_Q{Q}", "top1", None),
-    (r"QCFS Tq=(?P<Q>\d+) converted", "convert-Q{Q}_L1_T*_none", "step", None),
-    (r"LM-HT hybrid from Tq=(?P<Q>\d+)", "hybrid-Q{Q}_L{L}_T{T}_uniform", "top1", None),
-]
-NOT_IMPLEMENTED = "baseline method of the paper's comparison table, not implemented here"
-METHOD_LABELS = {
-    "ann": "QCFS ANN",
-    "convert": "QCFS→IF conversion",
-    "hybrid": "LM-HT hybrid",
-    "direct-lmht": "LM-HT direct",
-    "direct-mht": "M-HT (no T-GIM)",
-    "direct-if": "IF direct",
-    "direct-lif": "LIF direct",
-    "reparam-direct-lmht": "reparam. LM-HT direct",
-    "reparam-direct-mht": "reparam. M-HT direct",
-    "reparam-hybrid": "reparam. LM-HT hybrid",
-}
 #: Depth (weight layers; Transformer: blocks) and family of each architecture, for open question 2.
 ARCH_DEPTH = {
     "lmht_resnet18": ("ResNet", 18),
@@ -85,15 +70,86 @@ ARCH_DEPTH = {
     "lmht_cifarnet": ("CNN", None),
 }
 S1_ARCHS = ("lmht_ms_resnet18", "lmht_ms_resnet34", "lmht_spikformer_4_384")
-NOT_RUN = "not run"
-TIE = 0.005  # accuracies closer than this (in points) are equal
-# What identifies a cell (besides its seed), as columns of the per-run and per-cell tables.
-CELL_FIELDS = ("dataset", "arch", "cell", "method", "kind", "neuron", "L", "T", "tgim", "Q", "src")
 
 
-def method_label(method: str) -> str:
-    """Readable method name; hybrid/convert/reparam-hybrid carry their Q (hybrid-Q4 -> LM-HT hybrid (Q=4))."""
-    m = re.fullmatch(r"(reparam-)?(hybrid|convert)-Q(\d+)", method)
-    if m:
-        return f"{METHOD_LABELS[(m[1] or '') + m[2]]} (Q={m[3]})"
-    return METHOD_LABELS.get(method, method)
+def arch_family_depth(arch: str) -> tuple[str, int | None]:
+    """(family, depth) of an architecture (depth None when not part of a depth series)."""
+    return ARCH_DEPTH.get(arch, ("other", None))
+
+
+#: How a paper method (regex on paper-claims.csv's ``method``) finds our cell: the cell's fields and
+#: the metric. ``{L}``/``{T}``/``{Q}`` come from the claim row (Q from the regex); at L = 1 an M-HT row is
+#: the IF neuron (the authors' code builds IF for L = 1). Metrics: a runs column, or ``curve`` (the
+#: conversion curve at step T).
+PAPER_METHODS = [
+    (r"LM-HT direct|LM-HT", dict(mode="direct", neuron="lmht", tgim="uniform"), "top1"),
+    (r"M-HT no T-GIM", dict(mode="direct", neuron="mht"), "top1"),
+    (r"LM-HT before reparam", dict(mode="reparam", source="direct-lmht", tgim="uniform"), "before_top1"),
+    # Table 2 pairs each L = 2 model with its single-threshold version over T·L steps (listed as L=1, T=4)
+    (
+        r"single-threshold after reparam",
+        dict(mode="reparam", source="direct-lmht", tgim="uniform", L=2),
+        "after_top1",
+    ),
+    (r"QCFS Tq=(?P<Q>\d+) ANN", dict(mode="ann"), "top1"),
+    (r"QCFS Tq=(?P<Q>\d+) converted", dict(mode="convert"), "curve"),
+    (r"LM-HT hybrid from Tq=(?P<Q>\d+)", dict(mode="hybrid", tgim="uniform"), "top1"),
+]
+
+METHOD_LABELS = {
+    "ann": "QCFS ANN",
+    "convert": "QCFS→IF conversion",
+    "hybrid": "LM-HT hybrid",
+    "direct-lmht": "LM-HT direct",
+    "direct-mht": "M-HT (no T-GIM)",
+    "direct-if": "IF direct",
+    "direct-lif": "LIF direct",
+    "reparam-direct-lmht": "reparam. LM-HT direct",
+    "reparam-direct-mht": "reparam. M-HT direct",
+    "reparam-hybrid": "reparam. LM-HT hybrid",
+}
+#: Short words for non-default variant values in labels.
+_VARIANT_WORDS = {
+    ("tgim_param", "direct"): "direct T-GIM",
+    ("hybrid_init", "exact"): "exact init",
+    ("if_gradient", "detached"): "detached IF",
+    ("frame_input", "bins"): "frame bins",
+}
+
+
+def method_label(method: str, Q=None) -> str:
+    """Readable method name (``hybrid``, Q=4 -> ``LM-HT hybrid (Q=4)``)."""
+    label = METHOD_LABELS.get(method, method)
+    if Q is not None and not pd.isna(Q) and method in ("ann", "convert", "hybrid", "reparam-hybrid"):
+        label += f" (Q={int(Q)})"
+    return label
+
+
+def variant_label(row: Mapping) -> str:
+    """``"exact init, direct T-GIM"`` for a cell with those variants; ``""`` for the paper's method."""
+    words = [
+        _VARIANT_WORDS.get((k, row.get(k)), f"{k}={row.get(k)}")
+        for k in VARIANTS
+        if row.get(k) not in (None, "", VARIANTS[k].default) and not pd.isna(row.get(k))
+    ]
+    return ", ".join(words)
+
+
+def cell_label(row: Mapping, with_lt: bool = True) -> str:
+    """A cell's label in tables and legends: method (Q), L/T, non-uniform T-GIM init, variants."""
+    label = method_label(row["method"], row.get("Q"))
+    if with_lt and row.get("mode") not in ("ann", "convert"):
+        label += f" L={int(row['L'])} T={int(row['T'])}"
+    if row.get("tgim") not in (None, "none", "uniform") and not pd.isna(row.get("tgim")):
+        label += f", {row['tgim']} T-GIM"
+    extra = variant_label(row)
+    return f"{label} [{extra}]" if extra else label
+
+
+def paper_rule(method: str):
+    """The PAPER_METHODS rule matching a paper method name: (fields, metric, regex groups), or None."""
+    for pattern, fields, metric in PAPER_METHODS:
+        m = re.fullmatch(pattern, str(method))
+        if m:
+            return dict(fields), metric, m.groupdict()
+    return None

@@ -1,4 +1,14 @@
-"""The open questions' tables: gap to the quantized ANN, depth, (L, T) budget, T-GIM initialization."""
+"""The open questions' tables, each comparison with n, Δ, CI and a verdict (conventions in :mod:`.stats`).
+
+* OQ1 ``gap``: how close LM-HT gets to the quantized ANN it is equivalent to (Theorem 4.4: equal at
+  initialization when Q = T·L with the exact initialization), at init and after fine-tuning, against
+  the classic conversion at the same L·T steps;
+* OQ2 ``depth``: how LM-HT's gain over IF at the same L·T budget, and hybrid's gap to its ANN, change
+  with depth within an architecture family (series that vary only depth);
+* OQ3 ``budget``: which (L, T) split of a fixed L·T budget is best — the set statistically
+  indistinguishable from the top, not one crowned winner; ``tgim``: T-GIM initializations against
+  the paper's uniform one, and how stable the learned T-GIM is across seeds.
+"""
 
 from __future__ import annotations
 
@@ -9,202 +19,294 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .load import Suite, stats, step_value
-from .names import (
-    ARCH_DEPTH,
-    method_label,
-)
-from .render import Table, pm
+from . import stats as S
+from .compare import curve_at, seed_values
+from .load import Suite, select
+from .names import NOT_RUN, arch_family_depth, cell_label
+from .render import Col, Table, col, fmt_acc, fmt_ci, fmt_int, fmt_mean_ci, fmt_p
+
+__all__ = ["budget", "budget_table", "depth", "depth_table", "gap", "gap_table", "tgim", "tgim_table"]
 
 
-def gap_table(cells: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
-    """Open question 1: hybrid LM-HT vs its QCFS ANN (Theorem 4.4 makes them equal at init when Q = T·L)."""
+def _diff(a: dict, b: dict) -> dict:
+    c = S.compare(a, b)
+    return {"delta": c.delta, "lo": c.lo, "hi": c.hi, "p": c.p, "n": c.n, "c": c}
+
+
+def _signed(name: str, header: str) -> list[Col]:
+    """A difference column and its CI column."""
+    return [
+        col(name, header, lambda x: fmt_acc(x, sign=True)),
+        Col(
+            f"CI of {header.split(' ')[0]}",
+            lambda r: fmt_ci(r.get(f"{name}_lo"), r.get(f"{name}_hi"), sign=True),
+        ),
+    ]
+
+
+# ================================================================================================== OQ1
+def gap_table(runs: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
+    """Per hybrid cell (and per direct LM-HT cell with a QCFS ANN of Q = L·T in the suite): the ANN's
+    top-1, the gap at initialization and after training, the fine-tuning effect, and the converted IF SNN
+    at L·T steps — all paired by seed with the ANN of the same seed."""
     rows = []
-    for _, h in cells[cells["kind"] == "hybrid"].iterrows():
-        ann = cells[
-            (cells["kind"] == "ann")
-            & (cells["dataset"] == h["dataset"])
-            & (cells["arch"] == h["arch"])
-            & (cells["Q"] == h["Q"])
-        ]
-        a = ann.iloc[0] if not ann.empty else None
-        conv = runs[
-            (runs["kind"] == "convert")
-            & (runs["dataset"] == h["dataset"])
-            & (runs["arch"] == h["arch"])
-            & (runs["Q"] == h["Q"])
-            & (runs["status"] == "ok")
-        ]
-        conv_mean, _, _ = stats([step_value(c, h["L"] * h["T"]) for c in conv["top1_per_step"]])
-        ann_mean = a["top1_mean"] if a is not None else h["ann_top1_mean"]
-        rows.append(
-            {
-                "dataset": h["dataset"],
-                "arch": h["arch"],
-                "Q": h["Q"],
-                "L": h["L"],
-                "T": h["T"],
-                "tgim": h["tgim"],
-                "exact": "yes" if h["Q"] == h["L"] * h["T"] else "no",
-                "n": h["n"],
-                "ann": ann_mean,
-                "hybrid_init": h["init_top1_mean"],
-                "hybrid": h["top1_mean"],
-                "hybrid_pm": pm(h["top1_mean"], h["top1_std"], h["n"]),
-                "converted_at_LxT": conv_mean,
-                "init_gap": h["init_top1_mean"] - ann_mean,
-                "gap": h["top1_mean"] - ann_mean,
-                "converted_gap": conv_mean - ann_mean,
-                "status": h["status"],
-                "reason": h["reason"],
-            }
+    for _, h in cells[cells["mode"].isin(["hybrid", "direct"])].iterrows():
+        if h["mode"] == "direct" and (h["neuron"] != "lmht" or h["L"] < 2):
+            continue
+        Q = h["Q"] if h["mode"] == "hybrid" else h["L"] * h["T"]
+        in_ds = select(runs, dataset=h["dataset"], arch=h["arch"])
+        ann_cell = select(cells, dataset=h["dataset"], arch=h["arch"], mode="ann", Q=Q)
+        if ann_cell.empty:
+            continue
+        ann = seed_values(in_ds, cell=ann_cell["cell"].iloc[0])
+        final = seed_values(in_ds, cell=h["cell"])
+        init = seed_values(in_ds, "init_top1", cell=h["cell"]) if h["mode"] == "hybrid" else {}
+        conv = select(cells, dataset=h["dataset"], arch=h["arch"], mode="convert", Q=Q)
+        conv_at = (
+            seed_values(in_ds, curve_at(int(h["L"] * h["T"])), cell=conv["cell"].iloc[0]) if len(conv) else {}
         )
+        row = {
+            k: h[k]
+            for k in (
+                "dataset",
+                "arch",
+                "cell",
+                "method",
+                "mode",
+                "L",
+                "T",
+                "steps",
+                "variant_tags",
+                "hybrid_init",
+                "status",
+                "reason",
+            )
+        }
+        row.update(
+            label=cell_label(h),
+            Q=Q,
+            exact=bool(Q == h["L"] * h["T"]),
+            n=h["n"],
+            ann=S.estimate(list(ann.values())).mean,
+        )
+        for name, values in (("init_gap", init), ("gap", final), ("converted_gap", conv_at)):
+            d = _diff(values, ann) if values and ann else {"delta": math.nan, "lo": math.nan, "hi": math.nan}
+            row.update({name: d["delta"], f"{name}_lo": d["lo"], f"{name}_hi": d["hi"]})
+        ft = S.compare(final, init) if init else None
+        row.update(
+            finetune=ft.delta if ft else math.nan,
+            finetune_lo=ft.lo if ft else math.nan,
+            finetune_hi=ft.hi if ft else math.nan,
+            finetune_verdict=(S.ordering_verdict(ft) if ft and ft.n else "–"),
+        )
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
-GAP_DISPLAY = [
-    "dataset",
-    "arch",
-    "Q",
-    "L",
-    "T",
-    "exact",
-    "ann",
-    "hybrid_init",
-    "hybrid_pm",
-    "converted_at_LxT",
-    "init_gap",
-    "gap",
-    "converted_gap",
-    "n",
-    "status",
-    "reason",
-]
+def gap(suite: Suite) -> Table:
+    view = [
+        col("dataset"),
+        col("arch"),
+        col("label", "cell"),
+        col("Q", fmt=fmt_int),
+        col("steps", "T·L", fmt_int),
+        Col("Q = T·L", lambda r: "yes" if r["exact"] else "no"),
+        col("n", fmt=fmt_int),
+        col("ann", "QCFS ANN (%)", fmt_acc),
+        *_signed("init_gap", "init gap"),
+        *_signed("gap", "final gap"),
+        *_signed("finetune", "fine-tuning effect"),
+        col("finetune_verdict", "fine-tuning helps"),
+        *_signed("converted_gap", "converted gap (T·L steps)"),
+    ]
+    note = (
+        "Open question 1. Gap = accuracy − the QCFS ANN's (Q levels) in points, paired by seed, 95% "
+        "t-interval. "
+        "Theorem 4.4 makes the gap 0 at initialization when Q = T·L and every layer is initialized exactly "
+        "(the exact-init variant); the paper's Algorithm 1 scales only the first layer. Fine-tuning effect = "
+        "final − init. The converted IF SNN runs T·L steps (the same budget)."
+    )
+    return Table(gap_table(suite.runs, suite.cells) if not suite.cells.empty else pd.DataFrame(), note, view)
 
 
-def depth_table(cells: pd.DataFrame) -> pd.DataFrame:
-    """Open question 2: per dataset and family, accuracy against depth, and the LM-HT gains."""
+# ================================================================================================== OQ2
+def depth_table(runs: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset, family and depth: direct LM-HT (uniform T-GIM, paper's method) at each (L, T), IF at
+    the same L·T budget and the gain with its CI; hybrid's gap to its ANN."""
     rows = []
-    for (ds, arch), g in cells.groupby(["dataset", "arch"], sort=False):
-        family, depth = ARCH_DEPTH.get(arch, ("other", None))
-
-        def best(mask, g=g):
-            sel = g[mask & (g["n"] > 0)]
-            return sel.sort_values("top1_mean").iloc[-1] if not sel.empty else None
-
-        lmht = best((g["kind"] == "direct") & (g["neuron"] == "lmht") & (g["tgim"] == "uniform"))
-        if_same = None
-        if lmht is not None:
-            if_same = best(
-                (g["kind"] == "direct") & g["neuron"].isin(["if", "lif"]) & (g["T"] == lmht["L"] * lmht["T"])
-            )
-        hyb = best(g["kind"] == "hybrid")
-        ann = None
-        if hyb is not None:
-            ann = best((g["kind"] == "ann") & (g["Q"] == hyb["Q"]))
+    paper = cells[cells["variant_tags"] == ""]
+    for _, c in select(paper, mode="direct", neuron="lmht", tgim="uniform").iterrows():
+        if c["L"] < 2:
+            continue
+        family, depth = arch_family_depth(c["arch"])
+        in_ds = select(runs, dataset=c["dataset"], arch=c["arch"])
+        lmht = seed_values(in_ds, cell=c["cell"])
+        rival = select(
+            paper, dataset=c["dataset"], arch=c["arch"], mode="direct", neuron="if", T=int(c["L"] * c["T"])
+        )
+        gain = _diff(lmht, seed_values(in_ds, cell=rival["cell"].iloc[0])) if len(rival) else None
         rows.append(
-            {
-                "dataset": ds,
-                "family": family,
-                "depth": depth,
-                "arch": arch,
-                "params_M": (g["params_mean"].max() / 1e6) if g["params_mean"].notna().any() else math.nan,
-                "lmht_direct": lmht["top1_mean"] if lmht is not None else math.nan,
-                "lmht_LT": f"L{lmht['L']}T{lmht['T']}" if lmht is not None else "",
-                "if_same_budget": if_same["top1_mean"] if if_same is not None else math.nan,
-                "gain_over_if": (lmht["top1_mean"] - if_same["top1_mean"])
-                if if_same is not None
-                else math.nan,
-                "hybrid": hyb["top1_mean"] if hyb is not None else math.nan,
-                "qcfs_ann": ann["top1_mean"] if ann is not None else math.nan,
-                "hybrid_gap_to_ann": (hyb["top1_mean"] - ann["top1_mean"]) if ann is not None else math.nan,
-            }
+            dict(
+                dataset=c["dataset"],
+                family=family,
+                depth=depth,
+                arch=c["arch"],
+                L=c["L"],
+                T=c["T"],
+                n=c["n"],
+                lmht_mean=c["top1_mean"],
+                lmht_lo=c["top1_lo"],
+                lmht_hi=c["top1_hi"],
+                if_mean=rival["top1_mean"].iloc[0] if len(rival) else math.nan,
+                gain=gain["delta"] if gain else math.nan,
+                gain_lo=gain["lo"] if gain else math.nan,
+                gain_hi=gain["hi"] if gain else math.nan,
+                verdict=S.ordering_verdict(gain["c"]) if gain else NOT_RUN,
+            )
         )
     df = pd.DataFrame(rows)
     if not df.empty:
-        df = df.sort_values(["dataset", "family", "depth"], na_position="last").reset_index(drop=True)
+        df = df.sort_values(["dataset", "family", "L", "T", "depth"], na_position="last").reset_index(
+            drop=True
+        )
     return df
 
 
-def budget_table(cells: pd.DataFrame) -> pd.DataFrame:
-    """Open question 3a: every (L, T) split of each L·T budget (direct LM-HT and hybrid), ranked."""
-    sel = cells[
-        ((cells["kind"] == "direct") & (cells["neuron"] == "lmht") & (cells["tgim"] == "uniform"))
-        | (cells["kind"] == "hybrid")
-    ].copy()
-    if sel.empty:
-        return pd.DataFrame()
-    sel["budget"] = sel["L"] * sel["T"]
-    sel["method_label"] = sel["method"].map(method_label)
-    sel["top1"] = [pm(m, s, n) for m, s, n in zip(sel["top1_mean"], sel["top1_std"], sel["n"], strict=True)]
-    sel["rank"] = sel.groupby(["dataset", "arch", "method", "budget"])["top1_mean"].rank(
-        ascending=False, method="min"
-    )
-    sel["best"] = np.where(sel["rank"] == 1, "best", "")
-    cols = [
-        "dataset",
-        "arch",
-        "method_label",
-        "budget",
-        "L",
-        "T",
-        "top1",
-        "n",
-        "top1_mean",
-        "top1_std",
-        "rank",
-        "best",
-        "sops_mean",
-        "energy_mj_mean",
-        "status",
-        "reason",
+def depth(suite: Suite) -> Table:
+    view = [
+        col("dataset"),
+        col("family"),
+        col("depth", fmt=fmt_int),
+        col("arch"),
+        col("L", fmt=fmt_int),
+        col("T", fmt=fmt_int),
+        col("n", fmt=fmt_int),
+        Col("LM-HT (%) [CI]", lambda r: fmt_mean_ci(r["lmht_mean"], r["lmht_lo"], r["lmht_hi"])),
+        col("if_mean", "IF at L·T (%)", fmt_acc),
+        *_signed("gain", "gain over IF"),
+        col("verdict", "LM-HT > IF"),
     ]
-    return sel.sort_values(["dataset", "arch", "method_label", "budget", "rank"])[cols].reset_index(drop=True)
+    note = (
+        "Open question 2. Direct LM-HT (paper's method, L ≥ 2) against IF at the same L·T budget, per "
+        "architecture family ordered by depth: gain = LM-HT − IF in points, paired by seed, 95% t-interval. "
+        "A family needs ≥ 3 depths trained the same way (same stem, same settings) for a trend."
+    )
+    return Table(
+        depth_table(suite.runs, suite.cells) if not suite.cells.empty else pd.DataFrame(), note, view
+    )
 
 
-BUDGET_DISPLAY = [
-    "dataset",
-    "arch",
-    "method_label",
-    "budget",
-    "L",
-    "T",
-    "top1",
-    "n",
-    "rank",
-    "best",
-    "sops_mean",
-    "status",
-    "reason",
-]
+# ================================================================================================== OQ3
+def budget_table(runs: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
+    """Every (L, T) split of each L·T budget (direct LM-HT with the paper's method; IF for L = 1 per the
+    authors' mapping; hybrid cells per Q): mean [CI], Δ to the best split with its CI (paired, Bonferroni
+    over the budget's other splits), and whether the split is in the set indistinguishable from the best."""
+    paper = cells[(cells["variant_tags"] == "") & (cells["n"] > 0)]
+    direct = paper[
+        ((paper["mode"] == "direct") & (paper["neuron"] == "lmht") & (paper["tgim"] == "uniform"))
+        | ((paper["mode"] == "direct") & (paper["neuron"] == "if"))
+    ]
+    hybrid = paper[paper["mode"] == "hybrid"]
+    rows = []
+    for kind, group_cols, pool in (
+        ("direct", ["dataset", "arch", "steps"], direct),
+        ("hybrid", ["dataset", "arch", "Q", "steps"], hybrid),
+    ):
+        for _, g in pool.groupby(group_cols, sort=True):
+            if g[["L", "T"]].drop_duplicates().shape[0] < 2:
+                continue
+            g = g.sort_values("top1_mean", ascending=False)
+            best = g.iloc[0]
+            in_ds = select(runs, dataset=best["dataset"], arch=best["arch"])
+            best_vals = seed_values(in_ds, cell=best["cell"])
+            diffs = [
+                S.compare(seed_values(in_ds, cell=c["cell"]), best_vals) for _, c in g.iloc[1:].iterrows()
+            ]
+            diffs = [None, *S.family_adjust(diffs)]
+            for (_, c), d in zip(g.iterrows(), diffs, strict=True):
+                in_best = d is None or not d.decided or d.hi >= 0
+                rows.append(
+                    dict(
+                        kind=kind,
+                        dataset=c["dataset"],
+                        arch=c["arch"],
+                        Q=c["Q"],
+                        budget=c["steps"],
+                        L=c["L"],
+                        T=c["T"],
+                        label=cell_label(c),
+                        n=c["n"],
+                        mean=c["top1_mean"],
+                        lo=c["top1_lo"],
+                        hi=c["top1_hi"],
+                        delta=d.delta if d else 0.0,
+                        delta_lo=d.lo if d else math.nan,
+                        delta_hi=d.hi if d else math.nan,
+                        p=d.p if d else math.nan,
+                        best=("best mean" if d is None else "tied with best" if in_best else "worse"),
+                        seeds_needed=S.seeds_needed(d)
+                        if d is not None and in_best and d.decided
+                        else math.nan,
+                        note="T = 1: a single step — the T-GIM and the leak have nothing to act on"
+                        if c["T"] == 1
+                        else ("single-threshold (IF, the authors' L = 1)" if c["neuron"] == "if" else ""),
+                    )
+                )
+    return pd.DataFrame(rows)
+
+
+def budget(suite: Suite) -> Table:
+    view = [
+        col("kind"),
+        col("dataset"),
+        col("arch"),
+        col("Q", fmt=fmt_int),
+        col("budget", "L·T", fmt_int),
+        col("L", fmt=fmt_int),
+        col("T", fmt=fmt_int),
+        col("label", "cell"),
+        col("n", fmt=fmt_int),
+        Col("top-1 (%) [CI]", lambda r: fmt_mean_ci(r["mean"], r["lo"], r["hi"])),
+        *_signed("delta", "Δ to best"),
+        col("p", "p (adj.)", fmt_p),
+        col("best", "best set"),
+        col("seeds_needed", "seeds to separate", fmt_int),
+        col("note"),
+    ]
+    note = (
+        "Open question 3a. For each L·T budget, every (L, T) split the suite trained. Δ to best = split − "
+        "the "
+        "split with the best mean, paired by seed, 95% t-interval Bonferroni-adjusted over the budget's "
+        "splits. 'tied with best': the interval includes 0 — the best set is every split not shown worse, "
+        "not one winner; 'seeds to separate' estimates the seeds per cell needed to tell it from the best."
+    )
+    return Table(
+        budget_table(suite.runs, suite.cells) if not suite.cells.empty else pd.DataFrame(), note, view
+    )
+
+
+def _tgim_layers(path: str) -> dict[str, np.ndarray]:
+    try:
+        layers = json.loads(Path(path).with_name("tgim.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return {
+        k: np.asarray(v["tgim"], dtype=float)
+        for k, v in layers.items()
+        if isinstance(v, dict) and v.get("tgim") is not None
+    }
 
 
 def tgim_spread(runs: pd.DataFrame) -> dict[tuple, tuple[float, float]]:
-    """Per cell: (mean distance between seeds' learned T-GIMs, mean distance from the initial T-GIM).
-
-    Distances are Frobenius norms per layer, averaged over layers (and seed pairs); from tgim.json.
-    """
+    """Per cell: (mean Frobenius distance between seeds' learned T-GIMs, mean distance from the
+    initialization), averaged over layers and seed pairs (tgim.json)."""
     out = {}
-    by_cell: dict[tuple, list[dict]] = {}
-    inits: dict[tuple, str] = {}
-    for _, r in runs[runs["status"] == "ok"].iterrows():
-        f = Path(r["path"]).with_name("tgim.json")
-        try:
-            layers = json.loads(f.read_text())
-        except (OSError, ValueError):
+    for key, g in runs[runs["status"] == "ok"].groupby(["dataset", "arch", "cell"], sort=False):
+        seeds = [m for m in (_tgim_layers(p) for p in g["path"]) if m]
+        if not seeds:
             continue
-        mats = {
-            k: np.asarray(v["tgim"], dtype=float)
-            for k, v in layers.items()
-            if isinstance(v, dict) and v.get("tgim") is not None
-        }
-        if mats:
-            key = (r["dataset"], r["arch"], r["cell"])
-            by_cell.setdefault(key, []).append(mats)
-            inits[key] = r["tgim"]
-    for key, seeds in by_cell.items():
         T = next(iter(seeds[0].values())).shape[0]
-        init = {"uniform": np.full((T, T), 1.0 / T), "identity": np.eye(T)}.get(inits[key])
+        init = {"uniform": np.full((T, T), 1.0 / T), "identity": np.eye(T)}.get(g["tgim"].iloc[0])
         drift = [np.linalg.norm(m - init) for s in seeds for m in s.values()] if init is not None else []
         pairs = [
             np.mean([np.linalg.norm(a[k] - b[k]) for k in a if k in b])
@@ -218,87 +320,84 @@ def tgim_spread(runs: pd.DataFrame) -> dict[tuple, tuple[float, float]]:
     return out
 
 
-def tgim_table(cells: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
-    """Open question 3b: T-GIM initializations of LM-HT at the same (L, T), and the seed spread."""
-    sel = cells[
-        (cells["kind"].isin(["direct", "hybrid"])) & cells["tgim"].isin(["uniform", "identity", "random"])
-    ]
-    groups = sel.groupby(["dataset", "arch", "method", "L", "T"])
-    sel = pd.concat([g for _, g in groups if g["tgim"].nunique() > 1] or [pd.DataFrame(columns=sel.columns)])
+def tgim_table(runs: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
+    """LM-HT cells at the same (L, T) with another T-GIM initialization than the paper's uniform one:
+    Δ to uniform (paired, two-sided, Bonferroni over the initializations compared), and the T-GIM's
+    stability across seeds."""
+    lmht = cells[cells["mode"].isin(["direct"]) & (cells["neuron"] == "lmht") & (cells["n"] > 0)]
     spread = tgim_spread(runs)
     rows = []
-    for _, c in sel.iterrows():
-        seed_dist, drift = spread.get((c["dataset"], c["arch"], c["cell"]), (math.nan, math.nan))
-        rows.append(
-            {
-                "dataset": c["dataset"],
-                "arch": c["arch"],
-                "method": method_label(c["method"]),
-                "L": c["L"],
-                "T": c["T"],
-                "tgim_init": c["tgim"],
-                "top1": pm(c["top1_mean"], c["top1_std"], c["n"]),
-                "n": c["n"],
-                "top1_mean": c["top1_mean"],
-                "top1_std": c["top1_std"],
-                "tgim_seed_distance": seed_dist,
-                "tgim_drift_from_init": drift,
-                "firing_mean": c["firing_mean_mean"],
-                "status": c["status"],
-                "reason": c["reason"],
-            }
+    for (ds, arch, L, T), g in lmht.groupby(["dataset", "arch", "L", "T"], sort=False):
+        base = g[(g["tgim"] == "uniform") & (g["variant_tags"] == "")]
+        if base.empty or g["tgim"].nunique() < 2:
+            continue
+        in_ds = select(runs, dataset=ds, arch=arch)
+        ref = seed_values(in_ds, cell=base["cell"].iloc[0])
+        others = g[g["tgim"] != "uniform"]
+        diffs = S.family_adjust(
+            [S.compare(seed_values(in_ds, cell=c["cell"]), ref) for _, c in others.iterrows()]
         )
+        for (_, c), d in zip([*base.iterrows(), *others.iterrows()], [None, *diffs], strict=True):
+            seed_dist, drift = spread.get((ds, arch, c["cell"]), (math.nan, math.nan))
+            verdict = (
+                "reference (paper)"
+                if d is None
+                else (
+                    "better"
+                    if d.decided and d.lo > 0
+                    else "worse"
+                    if d.decided and d.hi < 0
+                    else S.INCONCLUSIVE
+                )
+            )
+            rows.append(
+                dict(
+                    dataset=ds,
+                    arch=arch,
+                    L=L,
+                    T=T,
+                    tgim_init=c["tgim"],
+                    label=cell_label(c),
+                    n=c["n"],
+                    mean=c["top1_mean"],
+                    lo=c["top1_lo"],
+                    hi=c["top1_hi"],
+                    delta=d.delta if d else math.nan,
+                    delta_lo=d.lo if d else math.nan,
+                    delta_hi=d.hi if d else math.nan,
+                    p=d.p if d else math.nan,
+                    verdict=verdict,
+                    seeds_needed=S.seeds_needed(d)
+                    if d is not None and verdict == S.INCONCLUSIVE
+                    else math.nan,
+                    tgim_seed_distance=seed_dist,
+                    tgim_drift_from_init=drift,
+                )
+            )
     return pd.DataFrame(rows)
 
 
-TGIM_DISPLAY = [
-    "dataset",
-    "arch",
-    "method",
-    "L",
-    "T",
-    "tgim_init",
-    "top1",
-    "n",
-    "tgim_seed_distance",
-    "tgim_drift_from_init",
-    "firing_mean",
-    "status",
-    "reason",
-]
-
-
-# ---------------------------------------------------- builders of the catalog (lmht.experiment.catalog)
-def gap(suite: Suite) -> Table:
-    return Table(
-        gap_table(suite.cells, suite.runs),
-        "Hybrid LM-HT at initialization (exact when Q = T·L, Theorem 4.4) and after fine-tuning, and the "
-        "converted IF SNN at L·T steps, each minus the QCFS ANN's top-1.",
-        GAP_DISPLAY,
-    )
-
-
-def depth(suite: Suite) -> Table:
-    return Table(
-        depth_table(suite.cells),
-        "Best uniform-T-GIM direct LM-HT per architecture, single-threshold neurons at the same L·T, and"
-        " hybrid vs its ANN.",
-        None,
-    )
-
-
-def budget(suite: Suite) -> Table:
-    return Table(
-        budget_table(suite.cells),
-        "Rank 1 = the best split of the budget (mean top-1 over seeds).",
-        BUDGET_DISPLAY,
-    )
-
-
 def tgim(suite: Suite) -> Table:
-    return Table(
-        tgim_table(suite.cells, suite.runs),
-        "tgim_seed_distance: mean Frobenius distance between seeds' learned T-GIMs (per layer); "
-        "tgim_drift_from_init: distance of the learned T-GIM from its initialization.",
-        TGIM_DISPLAY,
+    view = [
+        col("dataset"),
+        col("arch"),
+        col("L", fmt=fmt_int),
+        col("T", fmt=fmt_int),
+        col("label", "cell"),
+        col("n", fmt=fmt_int),
+        Col("top-1 (%) [CI]", lambda r: fmt_mean_ci(r["mean"], r["lo"], r["hi"])),
+        *_signed("delta", "Δ to uniform"),
+        col("p", "p (adj.)", fmt_p),
+        col("verdict"),
+        col("seeds_needed", "seeds to decide", fmt_int),
+        col("tgim_seed_distance", "T-GIM seed distance", lambda x: f"{x:.3f}"),
+        col("tgim_drift_from_init", "T-GIM drift from init", lambda x: f"{x:.3f}"),
+    ]
+    note = (
+        "Open question 3b. T-GIM initializations at the same (L, T) against the paper's uniform one: Δ in "
+        "points, paired by seed, 95% t-interval Bonferroni-adjusted over the initializations compared. An "
+        "identity T-GIM needs the direct parametrization (named). Seed distance: mean Frobenius distance "
+        "between the T-GIMs learned with different seeds (per layer): small = stable across seeds. The "
+        "parametrization (sigmoid vs direct) is compared in the variants table."
     )
+    return Table(tgim_table(suite.runs, suite.cells) if not suite.cells.empty else pd.DataFrame(), note, view)

@@ -1,50 +1,116 @@
-"""Writing a table in every format: CSV (all columns), Markdown, LaTeX and HTML (the display columns)."""
+"""Tables in every format: CSV (every column, full precision), Markdown, LaTeX and HTML (the display
+columns, formatted once here so every table rounds the same way).
+
+Display conventions: accuracies and differences in points with 2 decimals; a mean over seeds as
+``mean [lo, hi]`` (95 % t-interval; just the mean when n = 1); p-values with 2 significant digits
+(``<0.001`` below); SOPs in millions (``M``) per image; energy in mJ per image with 3 significant
+digits; integers without decimals; ``–`` for a value that does not exist.
+"""
 
 from __future__ import annotations
 
 import html
 import math
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from .names import NOT_RUN
+__all__ = [
+    "Col",
+    "Table",
+    "fmt_acc",
+    "fmt_ci",
+    "fmt_int",
+    "fmt_mean_ci",
+    "fmt_p",
+    "fmt_sig",
+    "html_table",
+    "write_table",
+]
 
-__all__ = ["Table", "fmt", "mega", "pm", "write_table"]
+DASH = "–"
+
+
+def _missing(x) -> bool:
+    return x is None or x is pd.NA or (isinstance(x, float) and math.isnan(x))
+
+
+def fmt_acc(x, digits: int = 2, sign: bool = False) -> str:
+    """An accuracy or a difference in points: ``84.77`` (``+2.12`` with sign)."""
+    if _missing(x):
+        return DASH
+    return f"{x:+.{digits}f}" if sign else f"{x:.{digits}f}"
+
+
+def fmt_ci(lo, hi, digits: int = 2, sign: bool = False) -> str:
+    """``[lo, hi]`` or ``–`` when the interval does not exist (n < 2)."""
+    if _missing(lo) or _missing(hi):
+        return DASH
+    return f"[{fmt_acc(lo, digits, sign)}, {fmt_acc(hi, digits, sign)}]"
+
+
+def fmt_mean_ci(mean, lo, hi, digits: int = 2) -> str:
+    """``84.77 [84.10, 85.44]``; the mean alone when there is no interval."""
+    if _missing(mean):
+        return DASH
+    ci = fmt_ci(lo, hi, digits)
+    return fmt_acc(mean, digits) if ci == DASH else f"{fmt_acc(mean, digits)} {ci}"
+
+
+def fmt_p(p) -> str:
+    if _missing(p):
+        return DASH
+    return "<0.001" if p < 0.001 else f"{p:.2g}"
+
+
+def fmt_int(x) -> str:
+    if _missing(x):
+        return DASH
+    if isinstance(x, float) and math.isinf(x):
+        return "> 1000"
+    return str(int(x))
+
+
+def fmt_sig(x, digits: int = 3) -> str:
+    """A positive quantity with ``digits`` significant digits (energy, SOPs in M, ratios)."""
+    if _missing(x):
+        return DASH
+    return f"{x:.{digits}g}"
+
+
+@dataclass(frozen=True)
+class Col:
+    """A display column: header (with its unit) and how to format it from a row of the data."""
+
+    header: str
+    value: Callable[[pd.Series], str]
+
+
+def col(name: str, header: str | None = None, fmt: Callable = str) -> Col:
+    """The data column ``name`` formatted by ``fmt`` (``–`` when missing)."""
+    return Col(header or name, lambda r: DASH if _missing(r.get(name)) else fmt(r[name]))
 
 
 @dataclass
 class Table:
-    """A built table: the data (every column goes to CSV), a note under the title, the display columns
-    (Markdown/LaTeX/HTML; None = all)."""
+    """A built table: the data (every column goes to CSV), a note under the title (what the numbers
+    are, how verdicts are decided), the display columns, and an optional CSS class per row."""
 
     df: pd.DataFrame
     note: str
-    display: list[str] | None = None
+    view: Sequence[Col] = field(default_factory=list)
+    row_class: Callable[[pd.Series], str] | None = None
 
-
-def pm(mean: float, std: float, n: int, digits: int = 2) -> str:
-    """'81.23 ± 0.12' (n > 1), '81.23' (n = 1), '–' (no value)."""
-    if n == 0 or not math.isfinite(mean):
-        return "–"
-    if n > 1 and math.isfinite(std):
-        return f"{mean:.{digits}f} ± {std:.{digits}f}"
-    return f"{mean:.{digits}f}"
-
-
-def fmt(value, digits: int = 2) -> str:
-    """Display form: '–' for missing, 2 decimals, 3 significant digits for small values (0.00123)."""
-    if value is None or value is pd.NA or (isinstance(value, float) and not math.isfinite(value)):
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.3g}" if 0 < abs(value) < 0.1 else f"{value:.{digits}f}"
-    return str(value)
-
-
-def mega(value: float) -> float:
-    """SOPs in millions (the paper gives G = 1000 M)."""
-    return value / 1e6 if math.isfinite(value) else math.nan
+    def display(self) -> pd.DataFrame:
+        """The formatted display frame (strings, human headers)."""
+        if self.df.empty or not self.view:
+            return pd.DataFrame(columns=[c.header for c in self.view])
+        return pd.DataFrame(
+            [[c.value(r) for c in self.view] for _, r in self.df.iterrows()],
+            columns=[c.header for c in self.view],
+        )
 
 
 LATEX_SYMBOLS = {
@@ -55,39 +121,65 @@ LATEX_SYMBOLS = {
     "Δ": r"$\Delta$",
     "×": r"$\times$",
     "≤": r"$\leq$",
+    "≥": r"$\geq$",
     "λ": r"$\lambda$",
     "Ω": r"$\Omega$",
+    "θ": r"$\theta$",
+    "<": r"$<$",
 }
-HTML_STYLE = """<style>
-body{font-family:sans-serif;font-size:14px}
-table{border-collapse:collapse}
-th,td{border:1px solid #ccc;padding:3px 8px;text-align:left}
-th{background:#f0f0f0}
+VERDICT_CLASS = {
+    "holds": "good",
+    "reproduced": "good",
+    "contradicted": "bad",
+    "below": "bad",
+    "above": "bad",
+    "inconclusive": "unsure",
+    "single seed": "unsure",
+    "not run": "notrun",
+}
+
+
+def html_table(table: Table) -> str:
+    """The display columns as an HTML table (inside a horizontally scrollable container)."""
+    shown = table.display()
+    if shown.empty:
+        return '<p class="empty">No cells of this kind in this suite.</p>'
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in shown.columns)
+    rows = []
+    for i, (_, r) in enumerate(shown.iterrows()):
+        data = table.df.iloc[i]
+        cls = (
+            table.row_class(data) if table.row_class else VERDICT_CLASS.get(str(data.get("verdict", "")), "")
+        )
+        cells = "".join(f"<td>{html.escape(str(v))}</td>" for v in r)
+        rows.append(f'<tr class="{cls}">{cells}</tr>')
+    body = "".join(rows)
+    return f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+
+
+TABLE_CSS = """
+body{font-family:system-ui,sans-serif;font-size:14px;line-height:1.45;color:#222;
+     margin:1.5em auto;max-width:1200px;padding:0 1em}
+.table-wrap{overflow-x:auto;max-width:100%;margin:.5em 0 1em}
+table{border-collapse:collapse;font-size:13px}
+th,td{border:1px solid #ccc;padding:3px 7px;text-align:left;white-space:nowrap;vertical-align:top}
+th{background:#f2f2f2;position:sticky;top:0}
 tr.notrun td{color:#888}
-tr.bad td.verdict{color:#b00}
-tr.good td.verdict{color:#070}
-</style>"""
+tr.good td{background:#eef8ee}
+tr.bad td{background:#fbecec}
+tr.unsure td{background:#fffbe8}
+p.note{color:#444;max-width:75em}
+"""
 
 
-def write_table(
-    df: pd.DataFrame,
-    outdir: Path,
-    name: str,
-    title: str,
-    note: str,
-    suite: str,
-    display: list[str] | None = None,
-) -> None:
-    """NAME.csv (all columns) and NAME.md / NAME.tex / NAME.html (the display columns)."""
+def write_table(table: Table, outdir: Path, name: str, title: str, suite: str) -> None:
+    """NAME.csv (every column), NAME.md / NAME.tex / NAME.html (the display columns)."""
     outdir.mkdir(parents=True, exist_ok=True)
-    if df.empty and display is not None:
-        df = pd.DataFrame(columns=display)  # header-only CSV
-    df.to_csv(outdir / f"{name}.csv", index=False)
-    shown = df[display] if display is not None and not df.empty else df
-    shown = shown.map(fmt) if not shown.empty else shown
+    table.df.to_csv(outdir / f"{name}.csv", index=False)
+    shown = table.display()
     empty = f"No cells of this kind in suite '{suite}'."
-    md = [f"# {title}", "", note, ""]
-    md.append(shown.to_markdown(index=False) if not shown.empty else f"_{empty}_")
+    md = [f"# {title}", "", table.note, ""]
+    md.append(shown.to_markdown(index=False, disable_numparse=True) if not shown.empty else f"_{empty}_")
     (outdir / f"{name}.md").write_text("\n".join(md) + "\n")
     if shown.empty:
         tex = f"% {title}: {empty}\n"
@@ -98,31 +190,10 @@ def write_table(
         for char, latex in LATEX_SYMBOLS.items():
             tex = tex.replace(char, latex)
     (outdir / f"{name}.tex").write_text(tex)
-    rows = []
-    if not shown.empty:
-        rows.append("<tr>" + "".join(f"<th>{html.escape(str(c))}</th>" for c in shown.columns) + "</tr>")
-        for i in range(len(shown)):
-            status = str(df.iloc[i].get("status", "")) if "status" in df else ""
-            verdict = str(df.iloc[i].get("verdict", "")) if "verdict" in df else ""
-            holds = str(df.iloc[i].get("holds", "")) if "holds" in df else ""
-            cls = (
-                "notrun"
-                if status == NOT_RUN or verdict == NOT_RUN or holds == NOT_RUN
-                else "good"
-                if verdict == "reproduced" or holds == "yes"
-                else "bad"
-                if verdict == "not reproduced" or holds == "no"
-                else ""
-            )
-            cells = "".join(
-                f'<td class="{html.escape(str(c))}">{html.escape(str(v))}</td>'
-                for c, v in zip(shown.columns, shown.iloc[i], strict=True)
-            )
-            rows.append(f'<tr class="{cls}">{cells}</tr>')
-    body = f"<table>{''.join(rows)}</table>" if rows else f"<p><em>{html.escape(empty)}</em></p>"
     page = (
-        f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>{HTML_STYLE}'
-        f"</head><body><h2>{html.escape(title)}</h2><p>{html.escape(note)}</p>{body}"
-        f"<p><small>suite: {html.escape(suite)}; numbers: {name}.csv</small></p></body></html>\n"
+        f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{TABLE_CSS}</style></head><body><h2>{html.escape(title)}</h2>"
+        f'<p class="note">{html.escape(table.note)}</p>{html_table(table)}'
+        f"<p><small>suite: {html.escape(suite)}; every column: {name}.csv</small></p></body></html>\n"
     )
     (outdir / f"{name}.html").write_text(page)
