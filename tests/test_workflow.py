@@ -468,7 +468,9 @@ def test_smoke_suite_end_to_end(smoke_run):
         assert (suite / "figures" / f"{name}.png").stat().st_size > 1000
     cells = pd.read_csv(suite / "tables" / "cells.csv")
     assert len(cells) == 12 and set(cells["status"]) == {"ok"}, cells[["cell", "status", "reason"]]
-    assert len(pd.read_csv(suite / "tables" / "runs.csv")) == 12 and (suite / "report.html").stat().st_size > 0
+    assert (
+        len(pd.read_csv(suite / "tables" / "runs.csv")) == 12 and (suite / "report.html").stat().st_size > 0
+    )
     assert (suite / "tables" / "failed_cells.txt").read_text() == ""
     ann = suite / "runs" / "synthetic" / "lmht_fmnist_cnn" / "ann_Q4" / "seed0"
     for f in ("metrics.json", "checkpoint.pt", "status.json", "run.log", "benchmark.tsv", "train_log.csv"):
@@ -483,7 +485,9 @@ def test_smoke_report(smoke_run):
     page = (smoke_run / "results" / "smoke" / "report.html").read_text()
     for title in SECTIONS.values():
         assert title.split(":")[0] in page
-    res = snakemake("--config", "suite=smoke", "--report", "results/smoke/snakemake-report.html", cwd=smoke_run)
+    res = snakemake(
+        "--config", "suite=smoke", "--report", "results/smoke/snakemake-report.html", cwd=smoke_run
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     page = (smoke_run / "results" / "smoke" / "snakemake-report.html").read_text(errors="replace")
     for title in SECTIONS.values():
