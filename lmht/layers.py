@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["EncodingState", "SeqToBatch", "SpikingActivation"]
+__all__ = ["EncodingPoint", "EncodingState", "SeqToBatch", "SpikingActivation"]
 
 
 class SeqToBatch(nn.Module):
@@ -79,6 +79,40 @@ class SpikingActivation(nn.Module):
                                  "inside a network expects time-folded tensors [T*B, ...]")
             x_seq = x.unflatten(0, (steps, x.shape[0] // steps))
         return self.neuron(x_seq).flatten(0, 1)
+
+    def extra_repr(self) -> str:
+        return f"input_scale={self.input_scale:g}" if self.input_scale != 1.0 else ""
+
+
+class EncodingPoint(nn.Module):
+    """The place where direct encoding repeats the analog input over T; the identity in an ANN.
+
+    By default the first spiking layer to run repeats its analog input ``[B, ...]`` over T. A model in
+    which other layers also read the stem's output places an ``EncodingPoint`` right after the stem:
+    MS-ResNet (Hu et al.; the authors' ``use_MSBlock`` ResNet) has no neuron after the stem, and its
+    first block's shortcut carries the analog current into the residual stream. Inside a
+    ``SpikingNetwork`` whose input is still pending (direct encoding, or the mean of event frames) it
+    maps ``x [B, ...] -> input_scale · x`` repeated ``[T·B, ...]`` and clears the pending flag, so the
+    first neuron then receives a time-folded input like every later layer.
+
+    Attributes (set by ``SpikingNetwork``): ``encoding_state`` (None outside a network) and ``T``.
+    ``input_scale`` multiplies the repeated input, like :attr:`SpikingActivation.input_scale`.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoding_state: EncodingState | None = None
+        self.T = 1
+        self.input_scale = 1.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        state = self.encoding_state
+        if state is None or not state.pending:
+            return x
+        state.pending = False
+        if self.input_scale != 1.0:
+            x = x * self.input_scale
+        return x.unsqueeze(0).expand(self.T, *x.shape).flatten(0, 1)
 
     def extra_repr(self) -> str:
         return f"input_scale={self.input_scale:g}" if self.input_scale != 1.0 else ""

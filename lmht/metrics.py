@@ -4,12 +4,27 @@
   ``t = 1..T`` from logits ``[T, B, C]``.
 * :class:`FiringRateMonitor` — forward hooks on the spiking layers: mean level per neuron per step,
   ``mean(output / θ)`` (a level-``k`` spike counts ``k``).
-* :class:`SynapticOpsCounter` — forward hooks on Conv/Linear layers. A layer fed by spikes costs one
-  accumulate (AC) per input level and synapse: ``Σ_inputs level × fan-out`` with ``level = input / θ``
-  (θ of the neuron layer that produced the input; after average pooling the same formula gives the
-  level-weighted count). Layers that run before the first spiking layer receive analog input and cost
-  one multiply-accumulate (MAC) per weight use. Energy uses the 45 nm figures common in SNN papers
-  (Horowitz 2014): 0.9 pJ per AC and 4.6 pJ per MAC.
+* :class:`SynapticOpsCounter` — forward hooks on Conv/Linear layers; :class:`OpsReport` its per-image
+  figures. Counts, per image, over all T steps (a Conv/Linear layer is *spike-fed* once a spiking
+  layer has run in the forward; the layers before the first neuron are *analog*):
+
+  ``sops``              Σ over spike-fed layers of Σ_inputs (input level k) × fan-out, ``k = x / θ``:
+                        a level-k spike costs k accumulates, so the count is unchanged by the
+                        reparameterization to T·L single-threshold steps (Table 2 of the paper).
+  ``sops_value``        the authors' counter (monitor.py ``SOPMonitor``): Σ of the input *values*
+                        ``x = k·θ`` × fan-out over the same layers (it skips the analog first conv).
+                        Equal to ``sops`` when θ = 1 — every setting of Tables 1–2 (L ≤ 2, θ = 2/L).
+  ``first_layer_macs``  MACs of the analog layers before the first neuron (the stem).
+  ``ann_macs``          MACs of one forward of the same architecture as an ANN: every Conv/Linear
+                        once per image (output elements × fan-in).
+
+  Energy (45 nm figures, Horowitz 2014, used by the paper): ``energy_mj = 0.9 pJ × sops`` — the
+  paper's E (Table 1: 1.60 G SOPs -> 1.44 mJ; the authors' main.py); ``energy_first_layer_mac_mj =
+  0.9 pJ × sops + 4.6 pJ × first_layer_macs`` (the other common convention, named separately);
+  ``ann_energy_mj = 4.6 pJ × ann_macs`` and ``as_ratio = ann_energy_mj / energy_mj`` (the authors'
+  "A/S Power Ratio"). After average pooling the input levels are fractional and the same formulas
+  apply (the pooled value is what the next layer accumulates). Matrix products that are not
+  Conv/Linear layers (Spikformer's attention) are not counted, as in the authors' counter.
 
 Everything here is pure PyTorch over plain modules: the spiking layers only need a ``threshold``
 attribute (directly or on their ``.neuron``) and their outputs in units of θ.
@@ -29,13 +44,17 @@ from torch import nn
 __all__ = [
     "AC_ENERGY_PJ",
     "MAC_ENERGY_PJ",
+    "OPS_FIELDS",
     "FiringRateMonitor",
     "OpsReport",
     "SynapticOpsCounter",
     "accuracy_per_step",
+    "ann_energy_mj",
     "correct_per_step",
     "count_params",
+    "energy_first_layer_mac_mj",
     "energy_mj",
+    "sop_energy_mj",
     "spiking_layers",
     "threshold_of",
 ]
@@ -75,9 +94,29 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+_PJ_TO_MJ = 1e-9
+
+
+def sop_energy_mj(sops: float) -> float:
+    """The paper's energy in millijoules: ``E = 0.9 pJ × SOPs`` (1.60 G SOPs -> 1.44 mJ)."""
+    return AC_ENERGY_PJ * sops * _PJ_TO_MJ
+
+
+def energy_first_layer_mac_mj(sops: float, first_layer_macs: float) -> float:
+    """The other common convention, in millijoules: ``0.9 pJ × SOPs + 4.6 pJ × first-layer MACs``."""
+    return (AC_ENERGY_PJ * sops + MAC_ENERGY_PJ * first_layer_macs) * _PJ_TO_MJ
+
+
+def ann_energy_mj(macs: float) -> float:
+    """An ANN's energy in millijoules: ``4.6 pJ × MACs``."""
+    return MAC_ENERGY_PJ * macs * _PJ_TO_MJ
+
+
 def energy_mj(acs: float, macs: float) -> float:
-    """Energy in millijoules: ``0.9 pJ · ACs + 4.6 pJ · MACs``."""
-    return (AC_ENERGY_PJ * acs + MAC_ENERGY_PJ * macs) * 1e-9
+    """``0.9 pJ · ACs + 4.6 pJ · MACs`` in millijoules — :func:`energy_first_layer_mac_mj` under its old
+    name, kept while the engine still calls it. The paper's E is :func:`sop_energy_mj` (the
+    ``energy_mj`` field of :meth:`OpsReport.as_dict`)."""
+    return energy_first_layer_mac_mj(acs, macs)
 
 
 def threshold_of(layer: nn.Module) -> float:
@@ -138,57 +177,98 @@ class FiringRateMonitor(_Hooks):
         return {n: (self.sums[n] / self.counts[n] if self.counts[n] else 0.0) for n in self.sums}
 
 
+OPS_FIELDS = ("sops", "sops_value", "first_layer_macs", "ann_macs")  # the counter's summed quantities
+
+
 @dataclass
 class OpsReport:
-    """Operation counts per image: ``acs`` (spike-driven accumulates = SOPs), ``macs`` (analog layers)."""
+    """Operation counts and energies per image (definitions in the module docstring).
 
-    acs: float
-    macs: float
+    Attributes:
+        sops: level-weighted synaptic operations (a level-k spike costs k accumulates).
+        sops_value: the authors' count, Σ input values × fan-out over the same layers.
+        first_layer_macs: MACs of the analog layers before the first neuron.
+        ann_macs: MACs of the same architecture run once as an ANN.
+        images: images counted.
+        per_layer: ``{layer name: {field: value per image}}`` for the fields of :data:`OPS_FIELDS`.
+    """
+
+    sops: float
+    sops_value: float
+    first_layer_macs: float
+    ann_macs: float
     images: int
     per_layer: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
-    def sops(self) -> float:
-        return self.acs
+    def energy_mj(self) -> float:
+        """The paper's E = 0.9 pJ × SOPs, in mJ."""
+        return sop_energy_mj(self.sops)
 
     @property
-    def energy_mj(self) -> float:
-        return energy_mj(self.acs, self.macs)
+    def energy_first_layer_mac_mj(self) -> float:
+        """0.9 pJ × SOPs + 4.6 pJ × first-layer MACs, in mJ."""
+        return energy_first_layer_mac_mj(self.sops, self.first_layer_macs)
+
+    @property
+    def ann_energy_mj(self) -> float:
+        """4.6 pJ × ANN MACs, in mJ."""
+        return ann_energy_mj(self.ann_macs)
+
+    @property
+    def as_ratio(self) -> float | None:
+        """The authors' A/S power ratio ``ann_energy_mj / energy_mj``; None when there are no SOPs."""
+        return self.ann_energy_mj / self.energy_mj if self.sops > 0 else None
 
     def as_dict(self) -> dict[str, object]:
+        """Every count and energy by its field name (the names ``metrics.json`` uses)."""
         return {
-            "sops": self.acs,
-            "macs": self.macs,
+            "sops": self.sops,
+            "sops_value": self.sops_value,
+            "first_layer_macs": self.first_layer_macs,
             "energy_mj": self.energy_mj,
+            "energy_first_layer_mac_mj": self.energy_first_layer_mac_mj,
+            "ann_macs": self.ann_macs,
+            "ann_energy_mj": self.ann_energy_mj,
+            "as_ratio": self.as_ratio,
             "images": self.images,
             "per_layer": self.per_layer,
         }
 
 
+def _fan_in(module: nn.Module) -> int:
+    if isinstance(module, nn.Linear):
+        return module.in_features
+    return module.in_channels // module.groups * math.prod(module.kernel_size)
+
+
 class SynapticOpsCounter(_Hooks):
-    """Count ACs (spike inputs) and MACs (analog inputs) of every Conv/Linear layer of ``model``.
+    """Count the quantities of :data:`OPS_FIELDS` for every Conv/Linear layer of ``model``.
 
     A Conv/Linear layer is *spike-fed* once a spiking layer has run in the current forward (execution
     order). Its input levels are ``x / θ``, θ being that of the spiking layer whose output tensor ``x``
     is (or is a view of); otherwise (e.g. after average pooling) that of the most recent spiking layer.
 
-    * Linear: ``ACs = Σ levels × out_features``.
-    * ConvNd: ``ACs = Σ_outputs Σ_receptive field levels × out_channels / groups``, computed exactly
+    * Linear: ``Σ levels × out_features``.
+    * ConvNd: ``Σ_outputs Σ_receptive field levels × out_channels / groups``, computed exactly
       (padding and stride included) as ``convNd(Σ_channels levels, ones kernel, same stride/padding/
       dilation).sum() × out_channels / groups``.
-    * Analog layers: ``MACs = output elements × (in_channels / groups × kernel size)`` (Linear:
-      ``output elements × in_features``). With direct encoding the stem runs once on ``[B, ...]`` and is
-      counted once.
+    * ``sops_value``: the same with the input values ``x`` in place of the levels.
+    * Analog layers (before the first neuron): ``first_layer_macs = output elements × fan-in``. With
+      direct encoding the stem runs once on ``[B, ...]`` and is counted once.
+    * ``ann_macs``: every layer's ``output elements × fan-in`` divided by its number of time steps in
+      the batch dimension (``output.shape[0] / B``).
 
-    Images are counted from dim 0 of the model's input (``[B, ...]``). Results are per image.
+    Images are counted from dim 0 of the model's input (``[B, ...]``). :attr:`totals` holds the sums
+    over all images (all-reduce them across processes, then call :meth:`report` with the result).
     """
 
     def __init__(self, model: nn.Module):
         super().__init__()
-        self.acs = 0.0
-        self.macs = 0.0
+        self.totals: dict[str, float] = dict.fromkeys(OPS_FIELDS, 0.0)
         self.images = 0
         self.per_layer: dict[str, dict[str, float]] = {}
+        self._batch = 1
         self._recent: float | None = None
         self._outputs: dict[int, tuple[weakref.ref, float]] = {}
         self._handles.append(model.register_forward_pre_hook(self._start))
@@ -196,8 +276,18 @@ class SynapticOpsCounter(_Hooks):
             self._handles.append(layer.register_forward_hook(self._spiked(layer)))
         for name, module in model.named_modules():
             if isinstance(module, nn.Linear | nn.Conv1d | nn.Conv2d | nn.Conv3d):
-                self.per_layer[name] = {"acs": 0.0, "macs": 0.0}
+                self.per_layer[name] = dict.fromkeys(OPS_FIELDS, 0.0)
                 self._handles.append(module.register_forward_hook(self._synapse(name)))
+
+    @property
+    def acs(self) -> float:
+        """Summed ``sops`` (all images)."""
+        return self.totals["sops"]
+
+    @property
+    def macs(self) -> float:
+        """Summed ``first_layer_macs`` (all images)."""
+        return self.totals["first_layer_macs"]
 
     def _start(self, _module, inputs):
         self._recent = None
@@ -205,6 +295,7 @@ class SynapticOpsCounter(_Hooks):
         x = inputs[0] if inputs else None
         if isinstance(x, torch.Tensor) and x.dim() > 0:
             self.images += x.shape[0]
+            self._batch = max(int(x.shape[0]), 1)
 
     def _spiked(self, layer: nn.Module):
         def hook(_module, _inputs, output):
@@ -221,41 +312,48 @@ class SynapticOpsCounter(_Hooks):
         assert self._recent is not None
         return self._recent
 
+    @staticmethod
+    def _reach(name: str, module: nn.Module, x: torch.Tensor) -> float:
+        """``Σ_inputs x × fan-out`` of ``module`` for input ``x`` (definitions in the class docstring)."""
+        if isinstance(module, nn.Linear):
+            return float(x.sum()) * module.out_features
+        if isinstance(module.padding, str):
+            raise ValueError(f"{name}: string padding is not supported by the SOP counter")
+        if module.padding_mode != "zeros":
+            raise ValueError(f"{name}: padding_mode={module.padding_mode!r} is not supported")
+        summed = x.sum(1, keepdim=True)  # [N, 1, *spatial]
+        ones = torch.ones((1, 1, *module.kernel_size), dtype=summed.dtype, device=summed.device)
+        reach = _CONV[len(module.kernel_size)](
+            summed, ones, stride=module.stride, padding=module.padding, dilation=module.dilation
+        )
+        return float(reach.sum()) * module.out_channels / module.groups
+
+    def _add(self, name: str, key: str, value: float) -> None:
+        self.totals[key] += value
+        self.per_layer[name][key] += value
+
     def _synapse(self, name: str):
         def hook(module, inputs, output):
             x = inputs[0]
             with torch.no_grad():
+                macs = float(output.numel()) * _fan_in(module)
+                self._add(name, "ann_macs", macs / max(output.shape[0] // self._batch, 1))
                 if self._recent is None:
-                    fan_in = (
-                        module.in_features
-                        if isinstance(module, nn.Linear)
-                        else (module.in_channels // module.groups * math.prod(module.kernel_size))
-                    )
-                    macs = float(output.numel()) * fan_in
-                    self.macs += macs
-                    self.per_layer[name]["macs"] += macs
+                    self._add(name, "first_layer_macs", macs)
                     return
-                level = x.detach().double() / self._theta_of(x)
-                if isinstance(module, nn.Linear):
-                    acs = float(level.sum()) * module.out_features
-                else:
-                    nd = len(module.kernel_size)
-                    if isinstance(module.padding, str):
-                        raise ValueError(f"{name}: string padding is not supported by the SOP counter")
-                    if module.padding_mode != "zeros":
-                        raise ValueError(f"{name}: padding_mode={module.padding_mode!r} is not supported")
-                    summed = level.sum(1, keepdim=True)  # [N, 1, *spatial]
-                    ones = torch.ones((1, 1, *module.kernel_size), dtype=summed.dtype, device=summed.device)
-                    reach = _CONV[nd](
-                        summed, ones, stride=module.stride, padding=module.padding, dilation=module.dilation
-                    )
-                    acs = float(reach.sum()) * module.out_channels / module.groups
-                self.acs += acs
-                self.per_layer[name]["acs"] += acs
+                value = x.detach().double()
+                self._add(name, "sops", self._reach(name, module, value / self._theta_of(x)))
+                self._add(name, "sops_value", self._reach(name, module, value))
 
         return hook
 
-    def report(self) -> OpsReport:
-        n = max(self.images, 1)
-        per_layer = {k: {"acs": v["acs"] / n, "macs": v["macs"] / n} for k, v in self.per_layer.items()}
-        return OpsReport(acs=self.acs / n, macs=self.macs / n, images=self.images, per_layer=per_layer)
+    def report(self, totals: dict[str, float] | None = None, images: float | None = None) -> OpsReport:
+        """Per-image :class:`OpsReport` of ``totals`` / ``images`` (default: this counter's own sums).
+
+        ``per_layer`` always comes from this process's own counts.
+        """
+        totals = self.totals if totals is None else totals
+        count = self.images if images is None else images
+        n, own = max(count, 1), max(self.images, 1)
+        per_layer = {k: {f: v / own for f, v in d.items()} for k, d in self.per_layer.items()}
+        return OpsReport(**{f: totals[f] / n for f in OPS_FIELDS}, images=int(count), per_layer=per_layer)

@@ -1,9 +1,8 @@
 """Datasets, transforms and loaders: real Fashion-MNIST files, synthetic data, determinism, error
-messages, and the file formats of CIFAR10-DVS and Tiny-ImageNet on tiny fake copies made here."""
+messages, and the file format of Tiny-ImageNet on a tiny fake copy made here (CIFAR10-DVS: test_dvs.py)."""
 
 from __future__ import annotations
 
-import json
 import re
 import struct
 from pathlib import Path
@@ -14,7 +13,7 @@ import torch
 from PIL import Image
 
 import lmht.data as data
-from lmht.data import cifar10_dvs, fashion_mnist
+from lmht.data import fashion_mnist
 from lmht.data.tiny_imagenet import TinyImageNet
 
 DEBIAN_FMNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -200,72 +199,6 @@ def test_missing_fashion_mnist_never_downloads(tmp_path, monkeypatch):
     monkeypatch.setattr(fashion_mnist, "DEBIAN_DIR", tmp_path / "no-debian")
     with pytest.raises(data.DatasetNotFoundError, match=re.escape(str(tmp_path))):
         data.create_dataset("fashion_mnist", tmp_path, True, download=False)
-
-
-# ---------------------------------------------------------------- CIFAR10-DVS
-def write_aedat(path: Path, t, x, y, p) -> None:
-    """Encode events (x column, y row, p) the way CIFAR10-DVS stores them (inverse of read_aedat)."""
-    x_raw, y_raw, p_raw = 127 - np.asarray(y), 127 - np.asarray(x), 1 - np.asarray(p)
-    addr = (y_raw << 8) | (x_raw << 1) | p_raw
-    words = np.stack([addr, np.asarray(t)], 1).astype(">u4")
-    path.write_bytes(b"#!AER-DAT2.0\r\n# This is a raw AE data file\r\n" + words.tobytes())
-
-
-def test_aedat_decoding_and_frame_integration(tmp_path):
-    t = np.arange(10) * 100
-    x = np.array([0, 1, 2, 3, 4, 127, 127, 5, 5, 5])
-    y = np.array([0, 0, 0, 0, 0, 127, 0, 9, 9, 9])
-    p = np.array([0, 1, 0, 1, 0, 1, 1, 0, 0, 1])
-    write_aedat(tmp_path / "ev.aedat", t, x, y, p)
-    ev = cifar10_dvs.read_aedat(tmp_path / "ev.aedat")
-    for key, ref in zip("txyp", (t, x, y, p), strict=True):
-        assert ev[key].tolist() == ref.tolist(), key
-    full = cifar10_dvs.events_to_frames(ev, frames=2, size=128)
-    assert full.shape == (2, 2, 128, 128) and full.sum() == 10
-    assert full[0].sum() == 5 and full[1].sum() == 5  # equal-count slices
-    assert full[0, 1, 0, 1] == 1 and full[0, 0, 0, 0] == 1  # [frame, polarity, row y, column x]
-    assert full[1, 0, 9, 5] == 2 and full[1, 1, 9, 5] == 1 and full[1, 1, 127, 127] == 1
-    small = cifar10_dvs.events_to_frames(ev, frames=2, size=48)
-    assert small.shape == (2, 2, 48, 48) and small[1, 0, 3, 2] > 0  # (9, 5) * 48/128 -> (3, 1.9)
-    uneven = cifar10_dvs.events_to_frames(ev, frames=3, size=128)
-    assert [int(f.sum()) for f in uneven] == [3, 3, 4]  # the last slice takes the remainder
-
-
-def make_fake_dvs(root: Path, per_class: int = 10) -> None:
-    rng = np.random.default_rng(0)
-    for c in cifar10_dvs.CLASSES:
-        (root / "events_np" / c).mkdir(parents=True)
-        for i in range(per_class):
-            n = 50
-            np.savez(
-                root / "events_np" / c / f"cifar10_{c}_{i}.npz",
-                t=np.sort(rng.integers(0, 10**6, n)),
-                x=rng.integers(0, 128, n),
-                y=rng.integers(0, 128, n),
-                p=rng.integers(0, 2, n),
-            )
-
-
-def test_cifar10_dvs_split_cache_and_samples(tmp_path):
-    make_fake_dvs(tmp_path)
-    train = data.create_dataset("cifar10_dvs", tmp_path, True, frames=5)
-    test = data.create_dataset("cifar10_dvs", tmp_path, False, frames=5)
-    assert (len(train), len(test)) == (90, 10)
-    assert np.bincount(test.targets).tolist() == [1] * 10
-    split = json.loads((tmp_path / "split_seed0.json").read_text())
-    assert len(split["train"]) == 90 and not set(split["train"]) & set(split["test"])
-    x, y = test[0]
-    assert x.shape == (5, 2, 48, 48) and x.dtype == torch.float32 and 0 <= y < 10
-    cached = tmp_path / "frames_lmht_F5_48" / test.files[0].parent.name / f"{test.files[0].stem}.npz"
-    assert cached.is_file() and torch.equal(test[0][0], x)
-    assert train.info.input_size == (5, 2, 48, 48)
-    # the split file is reused, even if it would come out differently now
-    (tmp_path / "split_seed0.json").write_text(json.dumps({"train": split["test"], "test": split["train"]}))
-    assert len(data.create_dataset("cifar10_dvs", tmp_path, True, frames=5)) == 10
-    other = data.create_dataset("cifar10_dvs", tmp_path, False, frames=5, seed=1)
-    assert (tmp_path / "split_seed1.json").is_file() and len(other) == 10
-    xa, _ = data.create_dataset("cifar10_dvs", tmp_path, True, frames=5, augment=True)[0]
-    assert xa.shape == (5, 2, 48, 48)
 
 
 # ---------------------------------------------------------------- Tiny-ImageNet

@@ -61,14 +61,28 @@ def test_sop_counter_hand_example(batch):
         net(torch.randn(batch, 1, 3, 3))
     rep = counter.report()
     # stem: 2x3x3 outputs x (1 x 3 x 3) weights = 162 MACs per image
-    assert rep.macs == pytest.approx(162)
+    assert rep.first_layer_macs == pytest.approx(162)
     # conv: centre level 2 x 4 positions x 4 ch = 32; corner 1 x 1 x 4 = 4; corner 3 x 1 x 4 = 12 -> 48
     # head: levels 4 + 2 = 6, x 5 outputs = 30
-    assert rep.per_layer["conv"]["acs"] == pytest.approx(48)
-    assert rep.per_layer["head"]["acs"] == pytest.approx(30)
-    assert rep.acs == pytest.approx(78) and rep.sops == pytest.approx(78)
+    assert rep.per_layer["conv"]["sops"] == pytest.approx(48)
+    assert rep.per_layer["head"]["sops"] == pytest.approx(30)
+    assert rep.sops == pytest.approx(78)
+    # the authors' value count: layer A's spikes are worth k x 0.5 -> conv 24; layer B has θ = 1 -> 30
+    assert rep.per_layer["conv"]["sops_value"] == pytest.approx(24)
+    assert rep.sops_value == pytest.approx(54)
+    # ANN MACs, once per image: stem 162, conv 4 outputs x 4 ch x (2 x 2 x 2) = 128, head 5 x 16 = 80
+    assert rep.ann_macs == pytest.approx(162 + 128 + 80)
     assert rep.images == batch
-    assert rep.energy_mj == pytest.approx((0.9 * 78 + 4.6 * 162) * 1e-9)
+    assert rep.energy_mj == pytest.approx(0.9 * 78 * 1e-9)
+    assert rep.energy_first_layer_mac_mj == pytest.approx((0.9 * 78 + 4.6 * 162) * 1e-9)
+    assert rep.ann_energy_mj == pytest.approx(4.6 * 370 * 1e-9)
+    assert rep.as_ratio == pytest.approx(4.6 * 370 / (0.9 * 78))
+    d = rep.as_dict()
+    assert set(d) == {
+        "sops", "sops_value", "first_layer_macs", "energy_mj", "energy_first_layer_mac_mj", "ann_macs",
+        "ann_energy_mj", "as_ratio", "images", "per_layer",
+    }  # fmt: skip
+    assert d["energy_mj"] == rep.energy_mj and d["as_ratio"] == rep.as_ratio
 
 
 def test_firing_rates_are_level_weighted():
@@ -109,7 +123,8 @@ def test_conv_count_matches_brute_force_with_stride_padding_groups():
         w.zero_()
         w.view(-1)[k] = 1.0
         brute += float(nn.functional.conv2d(levels, w, stride=2, padding=1, groups=2).sum())
-    assert counter.acs == pytest.approx(brute)
+    assert counter.report().sops == pytest.approx(brute)
+    assert counter.report().sops_value == pytest.approx(brute * theta)
     assert brute > 0
 
 
@@ -137,7 +152,7 @@ def test_residual_input_uses_theta_of_its_producer():
     net = Res()
     with M.SynapticOpsCounter(net) as counter:
         net(torch.randn(1, 1, 2, 2))
-    assert counter.report().per_layer["short"]["acs"] == pytest.approx(8 * 3)  # 8 level-1 spikes x 3
+    assert counter.report().per_layer["short"]["sops"] == pytest.approx(8 * 3)  # 8 level-1 spikes x 3
 
 
 def test_ann_counts_only_macs():
@@ -145,8 +160,89 @@ def test_ann_counts_only_macs():
     with M.SynapticOpsCounter(net) as counter:
         net(torch.randn(2, 1, 4, 4))
     rep = counter.report()
-    assert rep.acs == 0
-    assert rep.macs == pytest.approx(2 * 16 * 9 + 3 * 32)
+    assert rep.sops == 0 and rep.sops_value == 0 and rep.as_ratio is None
+    assert rep.first_layer_macs == pytest.approx(2 * 16 * 9 + 3 * 32)
+    assert rep.ann_macs == rep.first_layer_macs
+
+
+def test_level2_spike_with_half_threshold_and_avg_pool_after_the_neuron():
+    """One level-2 spike at θ = 0.5 (value 1.0), then a 2×2 average pool, then a 1×1 conv (3 channels)
+    and a linear layer: hand counts of the level and value SOPs."""
+    levels = torch.zeros(1, 1, 2, 2)
+    levels[0, 0, 0, 0] = 2  # T = 1, one neuron of level 2
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(1, 1, 1)
+            self.spk = FixedSpikes(levels, 0.5)
+            self.pool = nn.AvgPool2d(2)
+            self.conv = nn.Conv2d(1, 3, 1)
+            self.fc = nn.Linear(3, 2)
+
+        def spiking_layers(self):
+            return [self.spk]
+
+        def forward(self, x):
+            self.spk.batch = x.shape[0]
+            s = self.pool(self.spk(self.stem(x)))  # [1, 1, 1, 1] holding 2 x 0.5 / 4 = 0.25
+            return self.fc(self.conv(s).flatten(1))
+
+    net = Net()
+    with M.SynapticOpsCounter(net) as counter:
+        net(torch.zeros(1, 1, 2, 2))
+    rep = counter.report()
+    # the pooled input is 0.25 = level 0.5: conv 0.5 x 3 outputs = 1.5 level-SOPs, 0.25 x 3 = 0.75 value-SOPs
+    assert rep.per_layer["conv"]["sops"] == pytest.approx(1.5)
+    assert rep.per_layer["conv"]["sops_value"] == pytest.approx(0.75)
+    # the linear layer reads the conv's real-valued output: levels x / θ of the latest spiking layer
+    with torch.no_grad():
+        conv_out = net.conv(torch.full((1, 1, 1, 1), 0.25)).flatten()
+    assert rep.per_layer["fc"]["sops"] == pytest.approx(float(conv_out.sum()) / 0.5 * 2)
+    assert rep.first_layer_macs == pytest.approx(4)  # the stem: 4 outputs x 1 weight
+    assert rep.ann_macs == pytest.approx(4 + 3 + 6)
+
+
+def test_sops_equal_value_sops_at_unit_threshold():
+    """θ = 1 (every setting of the paper's Tables 1–2): the two counts agree."""
+    levels = torch.tensor([[[[0.0, 2.0], [1.0, 0.0]]], [[[2.0, 2.0], [0.0, 1.0]]]])  # T = 2
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.spk = FixedSpikes(levels, 1.0)
+            self.conv = nn.Conv2d(1, 2, 2)
+
+        def spiking_layers(self):
+            return [self.spk]
+
+        def forward(self, x):
+            self.spk.batch = x.shape[0]
+            return self.conv(self.spk(x))
+
+    net = Net()
+    with M.SynapticOpsCounter(net) as counter:
+        net(torch.zeros(3, 1))
+    rep = counter.report()
+    assert rep.sops == pytest.approx(rep.sops_value) and rep.sops == pytest.approx(8 * 2)
+
+
+def test_table1_energy_arithmetic():
+    """Table 1 of the paper: 1.60 G SOPs -> 1.44 mJ, 0.73 G -> 0.66 mJ, … (E = 0.9 pJ × SOPs)."""
+    for sops, mj in ((1.60e9, 1.44), (1.08e9, 0.97), (0.73e9, 0.66), (3.20e9, 2.88), (1.72e9, 1.55)):
+        assert round(M.sop_energy_mj(sops), 2) == mj
+    assert M.ann_energy_mj(1e9) == pytest.approx(4.6)
+    assert M.energy_first_layer_mac_mj(1e9, 1e9) == pytest.approx(5.5)
+
+
+def test_report_from_reduced_totals():
+    """``report(totals, images)`` turns sums gathered from several processes into per-image figures."""
+    net = TwoLayer()
+    with M.SynapticOpsCounter(net) as counter:
+        net(torch.randn(2, 1, 3, 3))
+    doubled = {k: 2 * v for k, v in counter.totals.items()}
+    rep = counter.report(doubled, 2 * counter.images)
+    assert rep.sops == pytest.approx(counter.report().sops) and rep.images == 4
 
 
 def test_accuracy_per_step_uses_cumulative_mean():

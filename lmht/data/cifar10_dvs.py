@@ -8,49 +8,77 @@ Accepted layouts under ``root`` (the first one found is used; the SpikingJelly l
 
 Classes (label order): airplane, automobile, bird, cat, deer, dog, frog, horse, ship, truck.
 
-Event -> frame integration (this project's method, the common one of LM-HT / TET / SpikingJelly's
-``split_by='number'``): the N events of a stream, in time order, are cut into F slices of equal event
-count (slice i holds events [i·⌊N/F⌋, (i+1)·⌊N/F⌋), the last slice also takes the remainder); each
-slice is histogrammed per polarity into a [2, 128, 128] count image (channel 0: p = 0, channel 1:
-p = 1; x is the column, y the row); the [F, 2, 128, 128] counts are then resized to 48×48 by area
-interpolation (average over each output pixel's footprint, ``F.interpolate(mode="area")``). Frames
-are cached as ``<cache>/<class>/<stem>.npz`` (key ``frames``, float32 [F, 2, 48, 48]); the cache
-defaults to ``root/frames_lmht_F{F}_{size}``.
+Frames, as the authors make them (dataprocess.py ``build_dvscifar``: SpikingJelly's
+``CIFAR10DVS(data_type='frame', frames_number=10, split_by='number')``, then torchvision
+``Resize((48, 48))`` on the frame tensor):
 
-Split: a fixed, seeded, class-stratified 9:1 train/test split (per class, files sorted by name,
-shuffled with ``numpy.random.default_rng(seed)``, the first 10 % go to test). It is written to
-``root/split_seed{seed}.json`` the first time and read back afterwards, so every run uses the same
-split. Samples are ``(x, label)`` with ``x`` float [F, 2, 48, 48] (event counts, not normalized);
-training augmentation: the same random crop (pad 4) and horizontal flip for all frames.
+1. the N events of a stream, in file order, are cut into F slices of equal event count (slice i holds
+   events [i·⌊N/F⌋, (i+1)·⌊N/F⌋), the last slice also takes the remainder);
+2. each slice is histogrammed per polarity into a [2, 128, 128] count image (channel 0: p = 0,
+   channel 1: p = 1; x is the column, y the row);
+3. the [F, 2, 128, 128] counts are resized to 48×48 by ``torchvision.transforms.Resize((48, 48))``:
+   bilinear, and in torchvision >= 0.17 (this project pins 0.29) **antialiased** by default on
+   tensors. Older torchvision resized tensors without antialiasing (the default changed in 0.17;
+   the authors do not state their version): ``antialias=False`` reproduces that — a point-sampled
+   bilinear resize, which at this 2.67× reduction gives a quarter of the rows and of the columns zero
+   weight (the events on 44 % of the pixels vanish) and weights the others by 0.03–0.69, where the
+   antialiased resize weights every pixel by 0.08–0.18 (mean (48/128)² = 0.14).
 
-AEDAT 2.0 decoding (jAER DVS128 format, as SpikingJelly reads CIFAR10-DVS): header lines starting
-with ``#``, then big-endian uint32 pairs (address, timestamp µs); ``x_raw = (addr & 0xFE) >> 1``,
-``y_raw = (addr & 0x7F00) >> 8``, ``p_raw = addr & 1``; stored as ``x = 127 - y_raw``,
-``y = 127 - x_raw``, ``p = 1 - p_raw``.
+The frames are cached as ``<cache>/F{F}_S{size}_{aa|noaa}/<class>/<stem>.npz`` (key ``frames``,
+float32 [F, 2, size, size]). ``<cache>`` is ``cache_dir`` when given, else
+``$LMHT_CACHE_DIR/cifar10_dvs/<root id>`` or ``~/.cache/lmht/cifar10_dvs/<root id>`` (``<root id>``:
+the first 12 hex digits of the SHA-256 of the resolved root path) — never inside the data root, which
+may be read-only. A cached file that cannot be read is rebuilt (with a warning).
+
+Split (the authors' ``DatasetSplitter``): per class, the files in sorted (lexicographic) name order;
+the first 90 % are the training set and the last 10 % the test set (``n // 10`` files, at least one).
+Deterministic, no split file, independent of any seed.
+
+Samples are ``(x, label)`` with ``x`` float [F, 2, 48, 48] (event counts, resized; not normalized).
+Training augmentation: :class:`lmht.data.transforms.DVSAugment` (the authors'; ``augment_policy="nda"``)
+or our earlier random crop + flip (``"crop_flip"``).
+
+AEDAT 2.0 decoding (jAER DVS128 format, as SpikingJelly reads CIFAR10-DVS): a first line starting with
+``#!AER-DAT``, further header lines starting with ``#``, then big-endian uint32 pairs (address,
+timestamp µs); ``x_raw = (addr & 0xFE) >> 1``, ``y_raw = (addr & 0x7F00) >> 8``, ``p_raw = addr & 1``;
+stored as ``x = 127 - y_raw``, ``y = 127 - x_raw``, ``p = 1 - p_raw``. A file that is not readable this
+way (no header, a truncated event record, no events; an ``.npz`` that is not a zip archive, lacks one
+of t/x/y/p, or has coordinates outside the sensor) raises :class:`lmht.data.errors.DataFileError`
+naming the file: empty files when the dataset is opened, the rest when the sample is first read.
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
 import os
 import tempfile
+import warnings
+import zipfile
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import Dataset
+from torchvision.transforms import v2
 
-from .errors import DatasetNotFoundError
+from .errors import DataFileError, DatasetNotFoundError
 from .registry import DatasetInfo, register_dataset
-from .transforms import TransformConfig, frame_transform
+from .transforms import FRAME_POLICIES, TransformConfig, frame_transform
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 SENSOR = 128
 TEST_FRACTION = 0.1
+EVENT_KEYS = ("t", "x", "y", "p")
+AEDAT_MAGIC = b"#!AER-DAT"
 INFO = DatasetInfo(
-    name="cifar10_dvs", num_classes=10, in_chans=2, image_size=48, encoding="frames", frames=10
+    name="cifar10_dvs",
+    num_classes=10,
+    in_chans=2,
+    image_size=48,
+    encoding="frames",
+    frames=10,
+    paper_name="CIFAR10-DVS",
 )
 LAYOUT = (
     "root/events_np/<class>/*.npz (SpikingJelly events), root/extract/<class>/*.aedat or "
@@ -59,45 +87,74 @@ LAYOUT = (
 
 
 def read_aedat(path: Path | str) -> dict[str, np.ndarray]:
-    """Events of a CIFAR10-DVS AEDAT 2.0 file: dict of int64 arrays t, x, y, p (decoding in module doc)."""
+    """Events of a CIFAR10-DVS AEDAT 2.0 file: dict of int64 arrays t, x, y, p (decoding in module doc).
+
+    Raises:
+        DataFileError: no ``#!AER-DAT`` header, a truncated event record, or no events.
+    """
     raw = Path(path).read_bytes()
+    if not raw.startswith(AEDAT_MAGIC):
+        magic = AEDAT_MAGIC.decode()
+        raise DataFileError(path, f"not an AEDAT file: the first line does not start with {magic}")
     start = 0
     while start < len(raw) and raw[start : start + 1] == b"#":
         end = raw.find(b"\n", start)
         start = len(raw) if end < 0 else end + 1
     body = raw[start:]
     if len(body) % 8:
-        raise ValueError(
-            f"{path}: event data of {len(body)} bytes is not a multiple of 8 (address, timestamp)"
-        )
+        raise DataFileError(path, f"truncated: {len(body)} bytes of events is not a whole number of "
+                            "8-byte (address, timestamp) records")
+    if not body:
+        raise DataFileError(path, "holds no events")
     words = np.frombuffer(body, dtype=">u4").astype(np.int64)
     addr, t = words[0::2], words[1::2]
     x_raw, y_raw, p_raw = (addr & 0xFE) >> 1, (addr & 0x7F00) >> 8, addr & 1
     return {"t": t, "x": 127 - y_raw, "y": 127 - x_raw, "p": 1 - p_raw}
 
 
+def read_npz_events(path: Path | str) -> dict[str, np.ndarray]:
+    """Events from an ``.npz`` file with keys t, x, y, p (SpikingJelly's ``events_np``).
+
+    Raises:
+        DataFileError: not a readable ``.npz``, a key missing, arrays of different lengths, no events,
+            coordinates outside the 128×128 sensor or polarities other than 0/1.
+    """
+    try:
+        with np.load(path) as data:
+            missing = [k for k in EVENT_KEYS if k not in data.files]
+            if missing:
+                raise DataFileError(path, f"event file lacks key(s) {missing} (needs {list(EVENT_KEYS)})")
+            events = {k: np.asarray(data[k]).astype(np.int64).ravel() for k in EVENT_KEYS}
+    except DataFileError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise DataFileError(path, f"not a readable .npz archive ({type(err).__name__}: {err})") from err
+    lengths = {k: len(v) for k, v in events.items()}
+    if len(set(lengths.values())) != 1:
+        raise DataFileError(path, f"event arrays of different lengths {lengths}")
+    if not lengths["t"]:
+        raise DataFileError(path, "holds no events")
+    for key in ("x", "y"):
+        if events[key].min() < 0 or events[key].max() >= SENSOR:
+            raise DataFileError(path, f"{key} coordinates outside the {SENSOR}×{SENSOR} sensor")
+    if not np.isin(events["p"], (0, 1)).all():
+        raise DataFileError(path, "polarities other than 0 and 1")
+    return events
+
+
 def read_events(path: Path) -> dict[str, np.ndarray]:
-    """Events from an ``.aedat`` or an ``.npz`` (keys t, x, y, p) file."""
-    if path.suffix == ".aedat":
-        return read_aedat(path)
-    with np.load(path) as data:
-        missing = {"t", "x", "y", "p"} - set(data.files)
-        if missing:
-            raise ValueError(f"{path}: event file lacks keys {sorted(missing)}")
-        return {k: data[k].astype(np.int64) for k in ("t", "x", "y", "p")}
+    """Events from an ``.aedat`` or an ``.npz`` file (DataFileError when unusable)."""
+    return read_aedat(path) if path.suffix == ".aedat" else read_npz_events(path)
 
 
-def events_to_frames(
-    events: dict[str, np.ndarray], frames: int, size: int = 48, sensor: int = SENSOR
-) -> torch.Tensor:
-    """Integrate events into [frames, 2, size, size] float32 frames (equal-count slices, area resize).
+def events_to_frames(events: dict[str, np.ndarray], frames: int, sensor: int = SENSOR) -> torch.Tensor:
+    """Integrate events, in file order, into ``[frames, 2, sensor, sensor]`` float32 counts.
 
-    Events are ordered by timestamp first (a stable sort keeps same-time events in file order).
+    Equal-count slices, the last one taking the remainder (SpikingJelly's ``split_by='number'``).
     """
     if frames < 1:
         raise ValueError(f"frames must be >= 1, got {frames}")
-    order = np.argsort(events["t"], kind="stable")
-    x, y, p = (np.asarray(events[k])[order] for k in ("x", "y", "p"))
+    x, y, p = (np.asarray(events[k]) for k in ("x", "y", "p"))
     if len(x) and (x.min() < 0 or y.min() < 0 or x.max() >= sensor or y.max() >= sensor):
         raise ValueError(f"event coordinates outside the {sensor}×{sensor} sensor")
     n = len(x)
@@ -105,10 +162,14 @@ def events_to_frames(
     slice_of = np.minimum(np.arange(n) // per, frames - 1) if per else np.full(n, frames - 1)
     flat = ((slice_of * 2 + (p > 0)) * sensor + y) * sensor + x
     counts = np.bincount(flat, minlength=frames * 2 * sensor * sensor).astype(np.float32)
-    full = torch.from_numpy(counts).view(frames, 2, sensor, sensor)
-    if size == sensor:
-        return full
-    return F.interpolate(full, size=(size, size), mode="area")
+    return torch.from_numpy(counts).view(frames, 2, sensor, sensor)
+
+
+def resize_frames(frames: torch.Tensor, size: int, antialias: bool = True) -> torch.Tensor:
+    """``[F, C, H, W] -> [F, C, size, size]`` by torchvision's bilinear ``Resize`` (module docstring)."""
+    if frames.shape[-1] == size and frames.shape[-2] == size:
+        return frames
+    return v2.Resize((size, size), antialias=antialias)(frames)
 
 
 def find_event_files(root: Path) -> dict[str, list[Path]]:
@@ -125,6 +186,28 @@ def find_event_files(root: Path) -> dict[str, list[Path]]:
     raise DatasetNotFoundError("CIFAR10-DVS", root, LAYOUT)
 
 
+def split_files(files: dict[str, list[Path]], train: bool) -> list[Path]:
+    """The authors' split: per class the first 90 % of the sorted files (train) or the last 10 % (test).
+
+    The test part has ``n // 10`` files, at least one; ValueError names a class with fewer than 2 files.
+    """
+    chosen = []
+    for c in CLASSES:
+        names = sorted(files[c], key=lambda p: p.name)
+        if len(names) < 2:
+            raise ValueError(f"CIFAR10-DVS class {c!r} has {len(names)} file(s); the 9:1 split needs >= 2")
+        n_test = max(len(names) // 10, 1)
+        chosen += names[len(names) - n_test :] if not train else names[: len(names) - n_test]
+    return chosen
+
+
+def default_cache_dir(root: Path) -> Path:
+    """``$LMHT_CACHE_DIR`` (or ``~/.cache/lmht``) ``/cifar10_dvs/<root id>`` (module docstring)."""
+    base = Path(os.environ.get("LMHT_CACHE_DIR") or Path.home() / ".cache" / "lmht")
+    root_id = hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:12]
+    return base.expanduser() / "cifar10_dvs" / root_id
+
+
 def _atomic_write(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -137,74 +220,79 @@ def _atomic_write(path: Path, write) -> None:
             os.unlink(tmp)
 
 
-def load_or_make_split(root: Path, files: dict[str, list[Path]], seed: int) -> dict[str, list[str]]:
-    """The 9:1 split of ``root/split_seed{seed}.json`` ({"train": [...], "test": [...]}, paths
-    relative to ``root``), created (stratified, seeded) the first time."""
-    split_file = root / f"split_seed{seed}.json"
-    if split_file.is_file():
-        split = json.loads(split_file.read_text())
-        if set(split) < {"train", "test"}:
-            raise ValueError(f"{split_file} must hold 'train' and 'test' lists")
-        return split
-    rng = np.random.default_rng(seed)
-    split = {"seed": seed, "test_fraction": TEST_FRACTION, "train": [], "test": []}
-    for c in CLASSES:
-        names = [str(p.relative_to(root)) for p in files[c]]
-        perm = rng.permutation(len(names))
-        n_test = round(TEST_FRACTION * len(names))
-        split["test"] += sorted(names[i] for i in perm[:n_test])
-        split["train"] += sorted(names[i] for i in perm[n_test:])
-
-    def write(tmp: str) -> None:
-        Path(tmp).write_text(json.dumps(split, indent=1) + "\n")
-
-    _atomic_write(split_file, write)
-    return split
-
-
 class CIFAR10DVS(Dataset):
     """CIFAR10-DVS split of frame stacks [F, 2, size, size] (integration, cache and split: module doc).
 
     Args:
         root: dataset root (one of the layouts of the module docstring).
-        train: 90 % training part or 10 % test part of the seeded split.
+        train: the first 90 % of each class (train) or the last 10 % (test).
         frames: F, frames per sample.
         size: output height = width.
-        seed: split seed (``root/split_seed{seed}.json``).
-        cache_dir: where frames are cached (default ``root/frames_lmht_F{F}_{size}``).
+        cache_dir: the cache folder (default :func:`default_cache_dir`); one subfolder per
+            (frames, size, antialias), so one folder serves several settings.
         transform: applied to the [F, 2, size, size] tensor (e.g. :func:`frame_transform`).
+        antialias: the resize's antialiasing (module docstring; True = torchvision 0.29's default).
+
+    Raises:
+        DatasetNotFoundError: no layout found under ``root``.
+        DataFileError: an empty event file in the split.
     """
 
     def __init__(
         self,
-        root: Path,
+        root: Path | str,
         train: bool,
         frames: int = 10,
         size: int = 48,
-        seed: int = 0,
-        cache_dir: Path | None = None,
+        *,
+        cache_dir: Path | str | None = None,
         transform=None,
+        antialias: bool = True,
     ) -> None:
         if frames < 1 or size < 1:
             raise ValueError(f"frames and size must be >= 1, got frames={frames}, size={size}")
+        root = Path(root)
         self.root, self.frames, self.size, self.transform = root, frames, size, transform
-        self.cache_dir = cache_dir or root / f"frames_lmht_F{frames}_{size}"
-        split = load_or_make_split(root, find_event_files(root), seed)
-        self.files = [root / rel for rel in split["train" if train else "test"]]
+        self.antialias = antialias
+        base = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir(root)
+        self.cache_dir = base / f"F{frames}_S{size}_{'aa' if antialias else 'noaa'}"
+        self.files = split_files(find_event_files(root), train)
+        for path in self.files:
+            if path.stat().st_size == 0:
+                raise DataFileError(path, "empty file (0 bytes)")
         index = {c: i for i, c in enumerate(CLASSES)}
         self.targets = [index[p.parent.name] for p in self.files]
 
     def __len__(self) -> int:
         return len(self.files)
 
-    def load_frames(self, index: int) -> torch.Tensor:
-        """Cached (or freshly integrated and cached) frames [F, 2, size, size] of sample ``index``."""
+    def cache_path(self, index: int) -> Path:
+        """Where sample ``index``'s frames are cached."""
         path = self.files[index]
-        cached = self.cache_dir / path.parent.name / f"{path.stem}.npz"
-        if cached.is_file():
+        return self.cache_dir / path.parent.name / f"{path.stem}.npz"
+
+    def _read_cache(self, cached: Path) -> torch.Tensor | None:
+        try:
             with np.load(cached) as data:
-                return torch.from_numpy(data["frames"])
-        frames = events_to_frames(read_events(path), self.frames, self.size)
+                frames = torch.from_numpy(np.array(data["frames"], dtype=np.float32))
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as err:
+            warnings.warn(f"{cached}: unreadable cached frames ({err}); rebuilding them", stacklevel=3)
+            return None
+        if tuple(frames.shape) != (self.frames, 2, self.size, self.size):
+            shape = tuple(frames.shape)
+            warnings.warn(f"{cached}: cached frames of shape {shape}; rebuilding them", stacklevel=3)
+            return None
+        return frames
+
+    def load_frames(self, index: int) -> torch.Tensor:
+        """Cached (else integrated, resized and cached) frames [F, 2, size, size] of sample ``index``."""
+        cached = self.cache_path(index)
+        if cached.is_file():
+            frames = self._read_cache(cached)
+            if frames is not None:
+                return frames
+        full = events_to_frames(read_events(self.files[index]), self.frames)
+        frames = resize_frames(full, self.size, self.antialias).contiguous()
 
         def write(tmp: str) -> None:
             with open(tmp, "wb") as fh:
@@ -233,11 +321,18 @@ def build_cifar10_dvs(
     seed: int,
     frames: int = 10,
     cache_dir: str | Path | None = None,
+    antialias: bool = True,
+    augment_policy: str = "nda",
 ) -> CIFAR10DVS:
-    """CIFAR10-DVS frames [F, 2, 48, 48] with the seeded 9:1 split."""
+    """CIFAR10-DVS frames [F, 2, 48, 48], the authors' 9:1 split (``seed`` does not change it).
+
+    ``augment_policy``: ``"nda"`` (the authors') or ``"crop_flip"`` (our earlier variant).
+    """
     dvs_info(frames)
+    if augment_policy not in FRAME_POLICIES:
+        raise ValueError(f"augment_policy must be one of {list(FRAME_POLICIES)}, got {augment_policy!r}")
     if root is None or not root.is_dir():
         raise DatasetNotFoundError("CIFAR10-DVS", root, LAYOUT)
-    transform = frame_transform(tcfg, train, size=INFO.image_size)
-    cache = Path(cache_dir) if cache_dir is not None else None
-    return CIFAR10DVS(root, train, frames, INFO.image_size, seed, cache, transform)
+    transform = frame_transform(tcfg, train, size=INFO.image_size, policy=augment_policy)
+    return CIFAR10DVS(root, train, frames, INFO.image_size, cache_dir=cache_dir, transform=transform,
+                      antialias=antialias)

@@ -39,6 +39,7 @@ INFO = DatasetInfo(
     mean=(0.2860,),
     std=(0.3530,),
     default_augment=False,
+    paper_name="Fashion-MNIST",
 )
 LAYOUT = (
     "train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz], "

@@ -25,6 +25,7 @@ INFO = DatasetInfo(
     mean=(0.485, 0.456, 0.406),
     std=(0.229, 0.224, 0.225),
     autoaugment_policy="imagenet",
+    paper_name="ImageNet-1k",
 )
 
 

@@ -33,6 +33,8 @@ class DatasetInfo:
         frames: F for ``"frames"`` datasets, else None.
         default_augment: whether training augmentation is on by default.
         autoaugment_policy: AutoAugment policy name, None if unsupported.
+        paper_name: the name tables print (the paper's, e.g. "ImageNet-200" for Tiny-ImageNet).
+        needs_files: whether the dataset is read from files on disk (False for synthetic data).
     """
 
     name: str
@@ -45,6 +47,8 @@ class DatasetInfo:
     frames: int | None = None
     default_augment: bool = True
     autoaugment_policy: str | None = None
+    paper_name: str = ""
+    needs_files: bool = True
 
     @property
     def input_size(self) -> tuple[int, ...]:

@@ -9,7 +9,12 @@ splits share the same classes. Sample i is::
 with labels and noise drawn from ``seed`` (train and test use different streams of it). With
 ``frames`` > 0 samples are event-like frame stacks [F, C, H, W]: each frame is the prototype plus its
 own noise, with ``encoding="frames"`` in the info. Everything is generated up front as tensors, so
-the same arguments always give bit-identical data.
+the same arguments always give bit-identical data (memory: ``length × F × C × H × W`` floats).
+
+``like="<dataset>"`` takes the shape from that dataset's info — classes, channels, image size,
+encoding and frames (``create_dataset("synthetic", like="cifar10_dvs")`` gives [10, 2, 48, 48] frame
+stacks of 10 classes) — so any (architecture, dataset) pair can run without files; explicit
+``num_classes`` / ``in_chans`` / ``image_size`` / ``frames`` options override it.
 """
 
 from __future__ import annotations
@@ -21,16 +26,39 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from .registry import DatasetInfo, register_dataset
+from .registry import DatasetInfo, dataset_info, register_dataset
 from .transforms import TransformConfig
 
-INFO = DatasetInfo(name="synthetic", num_classes=10, in_chans=3, image_size=32, default_augment=False)
+INFO = DatasetInfo(
+    name="synthetic",
+    num_classes=10,
+    in_chans=3,
+    image_size=32,
+    default_augment=False,
+    paper_name="synthetic",
+    needs_files=False,
+)
 
 
 def synthetic_info(
-    num_classes: int = 10, in_chans: int = 3, image_size: int = 32, frames: int = 0, **_: object
+    num_classes: int | None = None,
+    in_chans: int | None = None,
+    image_size: int | None = None,
+    frames: int | None = None,
+    like: str | None = None,
+    **_: object,
 ) -> DatasetInfo:
-    """Info of a synthetic dataset with these options (other options do not change it)."""
+    """Info of a synthetic dataset with these options (other options do not change it).
+
+    Unset options come from ``like``'s info (module docstring), else 10 classes of [3, 32, 32] images.
+    """
+    if like == INFO.name:
+        raise ValueError("synthetic like='synthetic': name a dataset with files, e.g. like='cifar10'")
+    base = dataset_info(like) if like is not None else INFO
+    num_classes = base.num_classes if num_classes is None else num_classes
+    in_chans = base.in_chans if in_chans is None else in_chans
+    image_size = base.image_size if image_size is None else image_size
+    frames = (base.frames or 0) if frames is None else frames
     limits = (("num_classes", num_classes, 2), ("in_chans", in_chans, 1), ("image_size", image_size, 4))
     for name, value, low in limits:
         if value < low:
@@ -44,6 +72,7 @@ def synthetic_info(
         image_size=image_size,
         encoding="frames" if frames else "direct",
         frames=frames or None,
+        paper_name=f"synthetic ({base.paper_name or base.name})" if like is not None else INFO.paper_name,
     )
 
 
@@ -97,21 +126,24 @@ def build_synthetic(
     train: bool,
     tcfg: TransformConfig,
     seed: int,
-    num_classes: int = 10,
-    in_chans: int = 3,
-    image_size: int = 32,
-    frames: int = 0,
+    num_classes: int | None = None,
+    in_chans: int | None = None,
+    image_size: int | None = None,
+    frames: int | None = None,
+    like: str | None = None,
     length: int | None = None,
     noise: float = 1.0,
     pattern_seed: int = 0,
 ) -> SyntheticDataset:
-    """Synthetic split; ``length`` defaults to 512 (train) / 256 (test).
+    """Synthetic split shaped like ``like`` (or by the explicit options); ``length`` defaults to 512
+    (train) / 256 (test).
 
     ``root`` and the transform switches are ignored: the samples are already standardized tensors.
     """
-    synthetic_info(num_classes, in_chans, image_size, frames)
+    info = synthetic_info(num_classes, in_chans, image_size, frames, like)
     if length is None:
         length = 512 if train else 256
     return SyntheticDataset(
-        length, num_classes, in_chans, image_size, frames, noise, seed, train, pattern_seed
-    )
+        length, info.num_classes, info.in_chans, info.image_size, info.frames or 0, noise, seed, train,
+        pattern_seed,
+    )  # fmt: skip

@@ -9,8 +9,8 @@ Layout (as unpacked from ``tiny-imagenet-200.zip``)::
 
 A ``val`` already sorted into ``root/val/<wnid>/images/*.JPEG`` (or ``root/val/<wnid>/*.JPEG``)
 is read too. The unlabeled ``test`` split is not used: the paper reports validation accuracy.
-Samples are ``(x, label)`` with ``x`` [3, 64, 64]; training RandomCrop(64, pad 4) + flip (optional
-AutoAugment IMAGENET policy, Cutout).
+Samples are ``(x, label)`` with ``x`` [3, 64, 64]; training RandomResizedCrop(64) + flip (optional
+AutoAugment IMAGENET policy, Cutout), test Resize(64) + CenterCrop(64) (the authors' dataprocess.py).
 """
 
 from __future__ import annotations
@@ -30,9 +30,10 @@ INFO = DatasetInfo(
     num_classes=200,
     in_chans=3,
     image_size=64,
-    mean=(0.4802, 0.4481, 0.3975),
-    std=(0.2770, 0.2691, 0.2821),
+    mean=(0.480, 0.448, 0.398),  # the authors' dataprocess.py
+    std=(0.272, 0.266, 0.274),
     autoaugment_policy="imagenet",
+    paper_name="ImageNet-200",
 )
 LAYOUT = "root/train/<wnid>/images/*.JPEG and root/val/images/*.JPEG + root/val/val_annotations.txt"
 IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png"}
@@ -109,7 +110,7 @@ class TinyImageNet(Dataset):
 
 @register_dataset(INFO)
 def build_imagenet200(root: Path | None, train: bool, tcfg: TransformConfig, seed: int) -> TinyImageNet:
-    """Tiny-ImageNet with RandomCrop(64, pad 4) + flip training augmentation."""
+    """Tiny-ImageNet with RandomResizedCrop(64) + flip training augmentation (the authors')."""
     if root is None:
         raise DatasetNotFoundError("Tiny-ImageNet (imagenet200)", root, LAYOUT)
     transform = static_transform(
@@ -117,7 +118,8 @@ def build_imagenet200(root: Path | None, train: bool, tcfg: TransformConfig, see
         train,
         mean=INFO.mean,
         std=INFO.std,
-        train_crop=(T.RandomCrop(64, padding=4), T.RandomHorizontalFlip()),
+        train_crop=(T.RandomResizedCrop(64), T.RandomHorizontalFlip()),
+        test_crop=(T.Resize(64), T.CenterCrop(64)),
         autoaugment_policy=INFO.autoaugment_policy,
     )
     return TinyImageNet(root, train, transform)

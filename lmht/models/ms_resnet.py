@@ -1,7 +1,8 @@
 """MS-ResNet-18 / 34: membrane-shortcut residual networks (activation before convolution).
 
 Source: Hu et al., "Advancing Spiking Neural Networks Toward Deep Residual Learning" (MS-ResNet),
-IEEE TNNLS 2024 (arXiv 2112.08954); LM-HT reports MS-ResNet-18 on CIFAR in its appendix (Table S1).
+IEEE TNNLS 2024 (arXiv 2112.08954); LM-HT reports MS-ResNet-18 on CIFAR in its appendix (Table S1),
+built by the authors' models/ResNet.py with ``use_MSBlock=True``.
 
 Membrane-shortcut block: the residual stream carries real values (membrane potentials in the SNN),
 and every branch starts with the activation::
@@ -9,17 +10,23 @@ and every branch starts with the activation::
     out = x + BN2(conv2( ReLU2(BN1(conv1( ReLU1(x) ))) ))          (identity shortcut)
     out = BN(conv1×1_s(x)) + branch(x)                             (when the shape changes)
 
-Adaptation for direct encoding (documented deviation): the LM-HT library runs the stem once on the
-image and repeats the first neuron's output over time, so nothing but that first ReLU may read the
-stem's output. The stem is therefore conv + BN + ReLU, and the very first block of the network
-omits its leading ``ReLU1`` (its input already is that activation): the first residual stream
-starts from the stem's activation. After the last block a final ReLU turns the residual stream
-into activations (spikes) before global average pooling and the classifier.
+Default (``stem_neuron=False``, the authors' layout): the stem is conv + BN with **no neuron**, so the
+residual stream starts from the analog stem output; the first block's ``ReLU1`` is the first neuron,
+and the last block's stream goes straight to global average pooling and the classifier (no neuron
+after the last block). Under direct encoding the stem still runs once: an
+:class:`lmht.layers.EncodingPoint` after the stem repeats its output over T for both the first neuron
+and the first shortcut. (Conversion note: the exact hybrid initialization and the reparameterization
+scale the first neuron's input; here the analog input also enters the residual stream, so they are
+exact only for the variant below.)
+
+``stem_neuron=True`` (our variant, conversion-exact): stem conv + BN + ReLU, the first block without
+its leading ``ReLU1`` (its input already is that activation), and a final ReLU after the last block,
+so every layer after the stem reads spikes.
 
 Shapes for MS-ResNet-18 on [B, 3, 32, 32] (CIFAR stem): stem [B, 64, 32, 32] -> stages
-[B, 64, 32, 32], [B, 128, 16, 16], [B, 256, 8, 8], [B, 512, 4, 4] -> final ReLU -> pool [B, 512]
--> head [B, classes]. MS-ResNet-34 defaults to the ImageNet stem (conv7×7/2 + BN + ReLU + 3×3/2
-average pool, see :mod:`lmht.models.resnets`).
+[B, 64, 32, 32], [B, 128, 16, 16], [B, 256, 8, 8], [B, 512, 4, 4] -> pool [B, 512] -> head
+[B, classes]. ``stem="imagenet"`` gives conv7×7/2 + BN + 3×3/2 max pool (``stem_pool="avg"``: average),
+see :mod:`lmht.models.resnets`.
 """
 
 from __future__ import annotations
@@ -30,9 +37,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._factory import IMAGENET_MEAN, IMAGENET_STD, build, default_cfg, register
+from lmht.layers import EncodingPoint
+
+from ._factory import build, default_cfg, register
 from .layers import Classifier, check_common_args, conv_bn, init_weights
-from .resnets import check_stages, make_stem, shortcut
+from .resnets import check_stages, make_stem, shortcut, stage_strides
 
 
 class MSBlock(nn.Module):
@@ -40,7 +49,7 @@ class MSBlock(nn.Module):
 
     Args:
         in_chans, out_chans, stride: as for a basic block.
-        pre_act: apply the leading ReLU (False only for the block right after the stem).
+        pre_act: apply the leading ReLU (False only for the first block of the ``stem_neuron`` variant).
     """
 
     def __init__(self, in_chans: int, out_chans: int, stride: int = 1, pre_act: bool = True) -> None:
@@ -60,10 +69,14 @@ class MSResNet(Classifier):
 
     Args:
         depths: blocks per stage, e.g. (2, 2, 2, 2) for MS-ResNet-18.
-        widths: channels per stage; stage i > 0 starts with stride 2.
+        widths: channels per stage.
         num_classes: classifier outputs.
         in_chans: input channels.
-        stem: ``"cifar"`` or ``"imagenet"`` (:data:`lmht.models.resnets.STEMS`).
+        stem: ``"cifar"`` or ``"imagenet"`` (:func:`lmht.models.resnets.make_stem`).
+        stem_pool: the ImageNet stem's pool, ``"max"`` (the authors) or ``"avg"``.
+        stem_neuron: False = the authors' layout (no neuron after the stem or the last block);
+            True = our conversion-exact variant (module docstring).
+        strides: stride of each stage's first block (default 1, 2, 2, …).
     """
 
     def __init__(
@@ -73,48 +86,51 @@ class MSResNet(Classifier):
         num_classes: int = 10,
         in_chans: int = 3,
         stem: str = "cifar",
+        stem_pool: str = "max",
+        stem_neuron: bool = False,
+        strides: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         check_common_args(num_classes, in_chans)
-        check_stages(depths, widths)
+        strides = stage_strides(depths, strides)
+        check_stages(depths, widths, strides)
         self.num_classes, self.in_chans = num_classes, in_chans
-        self.stem = make_stem(stem, in_chans, widths[0])
+        self.stem = make_stem(stem, in_chans, widths[0], stem_pool, act=stem_neuron)
+        if not stem_neuron:
+            self.stem.append(EncodingPoint())
         stages, chans = [], widths[0]
-        for i, (depth, width) in enumerate(zip(depths, widths, strict=True)):
+        for i, (depth, width, stride) in enumerate(zip(depths, widths, strides, strict=True)):
             blocks = []
             for j in range(depth):
-                stride = 2 if (i > 0 and j == 0) else 1
-                blocks.append(MSBlock(chans, width, stride, pre_act=(i, j) != (0, 0)))
+                pre_act = not (stem_neuron and (i, j) == (0, 0))
+                blocks.append(MSBlock(chans, width, stride if j == 0 else 1, pre_act=pre_act))
                 chans = width
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.Sequential(*stages)
-        self.final_act = nn.ReLU()
+        self.final_act = nn.ReLU() if stem_neuron else nn.Identity()
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.num_features = chans
         self.pre_logits = nn.Identity()
         self.head = nn.Linear(chans, num_classes)
-        init_weights(self)
+        init_weights(self, zero_linear_bias=False)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """[B, in_chans, H, W] -> pooled activations [B, widths[-1]]."""
+        """[B, in_chans, H, W] -> pooled residual stream [B, widths[-1]]."""
         return self.pool(self.final_act(self.stages(self.stem(x)))).flatten(1)
 
 
-default_cfgs = {
-    "lmht_ms_resnet18": default_cfg(),
-    "lmht_ms_resnet34": default_cfg((3, 224, 224), num_classes=1000, mean=IMAGENET_MEAN, std=IMAGENET_STD),
-}
+default_cfgs = {"lmht_ms_resnet18": default_cfg(), "lmht_ms_resnet34": default_cfg()}
 
 
-@register
+@register(paper_name="MS-ResNet-18", family="MS-ResNet", depth=18)
 def lmht_ms_resnet18(pretrained: bool = False, **kwargs: Any) -> MSResNet:
-    """MS-ResNet-18, CIFAR stem, widths 64/128/256/512, blocks [2, 2, 2, 2]."""
-    args = dict(depths=(2, 2, 2, 2), widths=(64, 128, 256, 512), stem="cifar")
+    """MS-ResNet-18, CIFAR stem without neuron, widths 64/128/256/512, blocks [2, 2, 2, 2]."""
+    args = dict(depths=(2, 2, 2, 2), widths=(64, 128, 256, 512))
     return build(MSResNet, "lmht_ms_resnet18", pretrained, **{**args, **kwargs})
 
 
-@register
+@register(paper_name="MS-ResNet-34", family="MS-ResNet", depth=34)
 def lmht_ms_resnet34(pretrained: bool = False, **kwargs: Any) -> MSResNet:
-    """MS-ResNet-34, ImageNet stem (average pool), widths 64/128/256/512, blocks [3, 4, 6, 3]."""
-    args = dict(depths=(3, 4, 6, 3), widths=(64, 128, 256, 512), stem="imagenet")
+    """MS-ResNet-34, CIFAR stem without neuron (``stem="imagenet"`` for ImageNet), blocks [3, 4, 6, 3]."""
+    args = dict(depths=(3, 4, 6, 3), widths=(64, 128, 256, 512))
     return build(MSResNet, "lmht_ms_resnet34", pretrained, **{**args, **kwargs})

@@ -1,24 +1,27 @@
-"""ResNet-18 / 19 / 20 / 34 with ReLU activations and average pooling only.
+"""ResNet-18 / 19 / 20 / 34 with ReLU activations (the authors' models/ResNet.py and ann_models/ResNet.py).
 
 Sources:
 * He et al., "Deep Residual Learning for Image Recognition", CVPR 2016 (basic blocks, ResNet-18/34,
   and the CIFAR ResNet-20 of §4.2: three stages of widths 16/32/64 with [3, 3, 3] blocks, 0.27 M
-  parameters; the QCFS hybrid papers — Bu et al., ICLR 2022 — use exactly this network).
+  parameters; the QCFS hybrid papers — Bu et al., ICLR 2022 — and the LM-HT authors' ann_models use
+  exactly this network, with PyTorch's default initialization).
 * Zheng et al., "Going Deeper With Directly-Trained Larger Spiking Neural Networks", AAAI 2021 (tdBN)
-  for ResNet-19: stem conv3×3 128, stages 128/256/512 with [3, 3, 2] basic blocks, global average
-  pool, FC 512→256, ReLU, FC 256→classes.
+  for ResNet-19, as the LM-HT authors build it (models/ResNet.py ``use_resnet19``): stem conv3×3 with
+  **64** channels, stages 128/256/512 with [3, 3, 2] basic blocks (strides 1, 2, 2; the authors use
+  2, 2, 2 on CIFAR10-DVS: ``strides=(2, 2, 2)``), global average pool, FC 512→256, ReLU, FC 256→classes.
 
 Basic block (ReLU after the residual sum, as in He et al.)::
 
     out = ReLU2( BN2(conv2( ReLU1(BN1(conv1(x))) )) + shortcut(x) )
     shortcut = identity, or conv1×1 (stride s) + BN when the shape changes
 
-Stems (``stem=`` argument):
-* ``"cifar"``: conv3×3 stride 1 + BN + ReLU, no pooling (ResNet-18/19/20 default): [B, C, H, W] ->
-  [B, w, H, W].
-* ``"imagenet"``: conv7×7 stride 2 + BN + ReLU, then a 3×3 stride-2 **average** pool (padding 1) in
-  place of He et al.'s max pool, which the exact ANN→SNN conversion cannot represent (ResNet-34
-  default): [B, C, 224, 224] -> [B, 64, 56, 56].
+Stems (``stem=``; ``"cifar"`` is the default of every ResNet here, so a depth series on CIFAR varies
+only the depth — the authors switch to the ImageNet stem for ImageNet only):
+* ``"cifar"``: conv3×3 stride 1 + BN + ReLU, no pooling: [B, C, H, W] -> [B, w, H, W].
+* ``"imagenet"``: conv7×7 stride 2 + BN + ReLU, then a 3×3 stride-2 pool (padding 1):
+  [B, C, 224, 224] -> [B, 64, 56, 56]. ``stem_pool="max"`` (default) is He et al.'s and the authors'
+  max pool; ``stem_pool="avg"`` is our conversion-exact variant (the exact ANN→SNN conversion and the
+  reparameterization need average pooling).
 
 Shapes for ResNet-18 on [B, 3, 32, 32]: stem [B, 64, 32, 32] -> stages [B, 64, 32, 32],
 [B, 128, 16, 16], [B, 256, 8, 8], [B, 512, 4, 4] -> global avg pool [B, 512] -> head [B, classes].
@@ -26,42 +29,48 @@ Shapes for ResNet-18 on [B, 3, 32, 32]: stem [B, 64, 32, 32] -> stages [B, 64, 3
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from ._factory import IMAGENET_MEAN, IMAGENET_STD, build, default_cfg, register
-from .layers import Classifier, check_common_args, conv_bn, init_weights
+from ._factory import build, default_cfg, register
+from .layers import Classifier, check_common_args, conv_bn, init_weights, make_pool
+
+STEMS = ("cifar", "imagenet")
+INITS = ("kaiming", "torch")
 
 
-def cifar_stem(in_chans: int, width: int) -> nn.Sequential:
-    """conv3×3 stride 1 + BN + ReLU: [B, in_chans, H, W] -> [B, width, H, W]."""
-    return nn.Sequential(*conv_bn(in_chans, width, 3), nn.ReLU())
+def make_stem(stem: str, in_chans: int, width: int, pool: str = "max", act: bool = True) -> nn.Sequential:
+    """The stem named ``stem`` (module docstring): conv + BN [+ ReLU] [+ pool].
 
-
-def imagenet_stem(in_chans: int, width: int) -> nn.Sequential:
-    """conv7×7 stride 2 + BN + ReLU + avgpool 3×3 stride 2: [B, in_chans, H, W] -> [B, width, H/4, W/4]."""
-    return nn.Sequential(*conv_bn(in_chans, width, 7, stride=2), nn.ReLU(), nn.AvgPool2d(3, 2, padding=1))
-
-
-STEMS: dict[str, Callable[[int, int], nn.Sequential]] = {"cifar": cifar_stem, "imagenet": imagenet_stem}
-
-
-def make_stem(stem: str, in_chans: int, width: int) -> nn.Sequential:
-    """Look a stem up in :data:`STEMS` by name; ValueError names the known stems."""
+    ``act=False`` leaves out the ReLU (MS-ResNet). ``pool`` is the ImageNet stem's pooling kind.
+    ValueError names the known stems / pooling kinds.
+    """
     if stem not in STEMS:
-        raise ValueError(f"unknown stem {stem!r}; known stems: {sorted(STEMS)}")
-    return STEMS[stem](in_chans, width)
+        raise ValueError(f"unknown stem {stem!r}; known stems: {list(STEMS)}")
+    kernel, stride = (3, 1) if stem == "cifar" else (7, 2)
+    layers = [*conv_bn(in_chans, width, kernel, stride)]
+    if act:
+        layers.append(nn.ReLU())
+    if stem == "imagenet":
+        layers.append(make_pool(pool, 3, 2, padding=1))
+    return nn.Sequential(*layers)
 
 
-def check_stages(depths: Sequence[int], widths: Sequence[int]) -> None:
-    """Raise ValueError unless ``depths`` and ``widths`` are non-empty, equally long and positive."""
-    if not depths or len(depths) != len(widths) or min(*depths, *widths) < 1:
+def check_stages(depths: Sequence[int], widths: Sequence[int], strides: Sequence[int]) -> None:
+    """Raise ValueError unless ``depths``, ``widths``, ``strides`` are non-empty, equally long, positive."""
+    if not depths or not len(depths) == len(widths) == len(strides) or min(*depths, *widths, *strides) < 1:
         raise ValueError(
-            f"depths {tuple(depths)} and widths {tuple(widths)}: need equal-length positive lists"
+            f"depths {tuple(depths)}, widths {tuple(widths)}, strides {tuple(strides)}: need "
+            "equal-length positive lists"
         )
+
+
+def stage_strides(depths: Sequence[int], strides: Sequence[int] | None) -> tuple[int, ...]:
+    """``strides`` or the default (1, 2, 2, …): the first block of stage i has stride ``strides[i]``."""
+    return tuple(strides) if strides is not None else (1,) + (2,) * (len(depths) - 1)
 
 
 def shortcut(in_chans: int, out_chans: int, stride: int) -> nn.Module:
@@ -88,16 +97,21 @@ class BasicBlock(nn.Module):
 
 
 class ResNet(Classifier):
-    """ResNet of basic blocks with ReLU and average pooling.
+    """ResNet of basic blocks with ReLU.
 
     Args:
         depths: blocks per stage, e.g. (2, 2, 2, 2) for ResNet-18.
-        widths: channels per stage, e.g. (64, 128, 256, 512); stage i > 0 starts with stride 2.
+        widths: channels per stage, e.g. (64, 128, 256, 512).
         num_classes: classifier outputs.
         in_chans: input channels.
         stem: ``"cifar"`` or ``"imagenet"`` (see the module docstring).
+        stem_pool: the ImageNet stem's pool, ``"max"`` (He et al., the authors) or ``"avg"``.
         stem_width: stem output channels (default: ``widths[0]``).
         hidden: width of a hidden FC layer (+ ReLU) before the classifier (ResNet-19: 256); 0 for none.
+        strides: stride of each stage's first block (default 1, 2, 2, …).
+        init: ``"kaiming"`` (the authors' models/ResNet.py: Kaiming-normal convs, BN 1/0, Linear
+            layers at PyTorch's default) or ``"torch"`` (PyTorch's defaults everywhere: ann_models'
+            ResNet-20).
     """
 
     def __init__(
@@ -107,20 +121,26 @@ class ResNet(Classifier):
         num_classes: int = 10,
         in_chans: int = 3,
         stem: str = "cifar",
+        stem_pool: str = "max",
         stem_width: int | None = None,
         hidden: int = 0,
+        strides: Sequence[int] | None = None,
+        init: str = "kaiming",
     ) -> None:
         super().__init__()
         check_common_args(num_classes, in_chans)
-        check_stages(depths, widths)
+        strides = stage_strides(depths, strides)
+        check_stages(depths, widths, strides)
+        if init not in INITS:
+            raise ValueError(f"init must be one of {list(INITS)}, got {init!r}")
         self.num_classes, self.in_chans = num_classes, in_chans
         stem_width = stem_width or widths[0]
-        self.stem = make_stem(stem, in_chans, stem_width)
+        self.stem = make_stem(stem, in_chans, stem_width, stem_pool)
         stages, chans = [], stem_width
-        for i, (depth, width) in enumerate(zip(depths, widths, strict=True)):
+        for depth, width, stride in zip(depths, widths, strides, strict=True):
             blocks = []
             for j in range(depth):
-                blocks.append(BasicBlock(chans, width, stride=2 if (i > 0 and j == 0) else 1))
+                blocks.append(BasicBlock(chans, width, stride=stride if j == 0 else 1))
                 chans = width
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.Sequential(*stages)
@@ -132,45 +152,43 @@ class ResNet(Classifier):
         else:
             self.pre_logits = nn.Identity()
         self.head = nn.Linear(chans, num_classes)
-        init_weights(self)
+        if init == "kaiming":
+            init_weights(self, zero_linear_bias=False)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """[B, in_chans, H, W] -> pooled features [B, widths[-1]]."""
         return self.pool(self.stages(self.stem(x))).flatten(1)
 
 
-IMAGENET_CFG = dict(input_size=(3, 224, 224), num_classes=1000, mean=IMAGENET_MEAN, std=IMAGENET_STD)
-default_cfgs = {
-    "lmht_resnet18": default_cfg(),
-    "lmht_resnet19": default_cfg(),
-    "lmht_resnet20": default_cfg(),
-    "lmht_resnet34": default_cfg(**IMAGENET_CFG),
-}
+default_cfgs = {f"lmht_resnet{d}": default_cfg() for d in (18, 19, 20, 34)}
 
 
-@register
+@register(paper_name="ResNet-18", family="ResNet", depth=18)
 def lmht_resnet18(pretrained: bool = False, **kwargs: Any) -> ResNet:
-    """ResNet-18, CIFAR stem (conv3×3 stride 1, no pool), widths 64/128/256/512, blocks [2, 2, 2, 2]."""
-    args = dict(depths=(2, 2, 2, 2), widths=(64, 128, 256, 512), stem="cifar")
+    """ResNet-18: stem conv3×3 64 (``stem="imagenet"`` for ImageNet), widths 64/128/256/512, blocks
+    [2, 2, 2, 2]."""
+    args = dict(depths=(2, 2, 2, 2), widths=(64, 128, 256, 512))
     return build(ResNet, "lmht_resnet18", pretrained, **{**args, **kwargs})
 
 
-@register
+@register(paper_name="ResNet-19", family="ResNet", depth=19)
 def lmht_resnet19(pretrained: bool = False, **kwargs: Any) -> ResNet:
-    """ResNet-19 (tdBN): stem conv3×3 128, widths 128/256/512, blocks [3, 3, 2], FC 512→256→classes."""
-    args = dict(depths=(3, 3, 2), widths=(128, 256, 512), stem="cifar", hidden=256)
+    """ResNet-19 (tdBN, the authors' layout): stem conv3×3 64, widths 128/256/512, blocks [3, 3, 2],
+    FC 512→256→classes."""
+    args = dict(depths=(3, 3, 2), widths=(128, 256, 512), stem_width=64, hidden=256)
     return build(ResNet, "lmht_resnet19", pretrained, **{**args, **kwargs})
 
 
-@register
+@register(paper_name="ResNet-20", family="ResNet", depth=20)
 def lmht_resnet20(pretrained: bool = False, **kwargs: Any) -> ResNet:
-    """CIFAR ResNet-20 (He et al. §4.2, QCFS): widths 16/32/64, blocks [3, 3, 3], 0.27 M parameters."""
-    args = dict(depths=(3, 3, 3), widths=(16, 32, 64), stem="cifar")
+    """CIFAR ResNet-20 (He et al. §4.2, QCFS, ann_models): widths 16/32/64, blocks [3, 3, 3], PyTorch init."""
+    args = dict(depths=(3, 3, 3), widths=(16, 32, 64), init="torch")
     return build(ResNet, "lmht_resnet20", pretrained, **{**args, **kwargs})
 
 
-@register
+@register(paper_name="ResNet-34", family="ResNet", depth=34)
 def lmht_resnet34(pretrained: bool = False, **kwargs: Any) -> ResNet:
-    """ResNet-34, ImageNet stem (conv7×7/2 + BN + ReLU + 3×3/2 average pool), blocks [3, 4, 6, 3]."""
-    args = dict(depths=(3, 4, 6, 3), widths=(64, 128, 256, 512), stem="imagenet")
+    """ResNet-34: blocks [3, 4, 6, 3]; CIFAR stem by default, ``stem="imagenet"`` (conv7×7/2 + BN + ReLU +
+    3×3/2 max pool) for ImageNet."""
+    args = dict(depths=(3, 4, 6, 3), widths=(64, 128, 256, 512))
     return build(ResNet, "lmht_resnet34", pretrained, **{**args, **kwargs})

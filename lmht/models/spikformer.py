@@ -8,8 +8,8 @@ Layout for a [B, 3, 32, 32] input, D = 384 (``embed_dim``), N = 64 tokens (``pat
     SPS (spiking patch splitting)
       stem   conv3×3 3→D/8 + BN + ReLU                 [B, 48, 32, 32]
       conv   conv3×3 D/8→D/4 + BN + ReLU               [B, 96, 32, 32]
-      conv   conv3×3 D/4→D/2 + BN + ReLU, avgpool 2    [B, 192, 16, 16]
-      conv   conv3×3 D/2→D + BN + ReLU, avgpool 2      [B, 384, 8, 8]    = x_feat
+      conv   conv3×3 D/4→D/2 + BN + ReLU, pool         [B, 192, 16, 16]
+      conv   conv3×3 D/2→D + BN + ReLU, pool           [B, 384, 8, 8]    = x_feat
       rpe    conv3×3 D→D + BN + ReLU                   [B, 384, 8, 8]
       x = x_feat + rpe, tokens                         [B, 64, 384]
     4 × encoder block
@@ -25,13 +25,15 @@ Spiking self-attention (Zhou et al. Eqs. 13–15; H = 12 heads of d = 32, no sof
     SSA(x) = ReLU_proj( BN(Linear_proj(SSA'(x))) )
 
 MLP (ratio 4): ``ReLU(BN(Linear(ReLU(BN(Linear(x))))))`` with hidden width 4·D.
-Each Linear has no bias (BN follows); BN1d normalizes the channel dimension of every token.
+Each Linear has a bias (as in the authors' models/Spikformer.py, although BN follows); BN1d normalizes
+the channel dimension of every token. Initialization as the authors': Linear weights truncated normal
+(std 0.02) with zero bias, convolutions and BN at PyTorch's defaults.
 
-Differences from Zhou et al. (documented): 2×2 average pooling instead of 3×3/2 max pooling in SPS;
-ReLU in place of LIF neurons (the attention scale keeps the reference's 0.125; the reference's 0.5
-threshold of the attention neuron is a property of the SNN and is set by the conversion code).
-``patch_size`` 4 puts the two pools after the last two SPS convs (CIFAR); 16 pools after all four
-(ImageNet, 224×224 -> 14×14 tokens).
+The SPS pools are the authors' (and Zhou et al.'s) 3×3 stride-2 **max** pools (padding 1) by default;
+``pool="avg"`` is our conversion-exact variant (3×3 stride-2 average pools, same geometry). ReLU sits
+in place of every LIF neuron (the LM-HT library swaps them; the attention scale keeps 0.125).
+``patch_size`` 4 puts the two pools after the last two SPS convs (CIFAR, the authors'); 16 pools after
+all four (ImageNet, 224×224 -> 14×14 tokens).
 """
 
 from __future__ import annotations
@@ -42,18 +44,18 @@ import torch
 from torch import nn
 
 from ._factory import build, default_cfg, register
-from .layers import Classifier, check_common_args, conv_bn_relu, init_weights
+from .layers import Classifier, check_common_args, conv_bn_relu, make_pool
 
 ATTN_SCALE = 0.125
-POOLS_BY_PATCH = {4: 2, 8: 3, 16: 4}  # SPS patch size -> number of 2×2 average pools
+POOLS_BY_PATCH = {4: 2, 8: 3, 16: 4}  # SPS patch size -> number of stride-2 pools
 
 
 class LinearBN(nn.Module):
-    """Linear (no bias) + BatchNorm1d over channels, for tokens: [B, N, in] -> [B, N, out]."""
+    """Linear + BatchNorm1d over channels, for tokens: [B, N, in] -> [B, N, out]."""
 
     def __init__(self, in_features: int, out_features: int) -> None:
         super().__init__()
-        self.linear = nn.Linear(in_features, out_features, bias=False)
+        self.linear = nn.Linear(in_features, out_features)
         self.bn = nn.BatchNorm1d(out_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -118,7 +120,7 @@ class SPS(nn.Module):
     The stem (first conv+BN+ReLU) is kept as ``stem`` so direct encoding runs it once.
     """
 
-    def __init__(self, in_chans: int, dim: int, patch_size: int = 4) -> None:
+    def __init__(self, in_chans: int, dim: int, patch_size: int = 4, pool: str = "max") -> None:
         super().__init__()
         if patch_size not in POOLS_BY_PATCH:
             raise ValueError(f"patch_size must be one of {sorted(POOLS_BY_PATCH)}, got {patch_size}")
@@ -127,11 +129,11 @@ class SPS(nn.Module):
         n_pools = POOLS_BY_PATCH[patch_size]
         widths = [dim // 8, dim // 4, dim // 2, dim]
         self.stem = conv_bn_relu(in_chans, widths[0])
-        convs: list[nn.Module] = [nn.AvgPool2d(2)] if n_pools == 4 else []
+        convs: list[nn.Module] = [make_pool(pool, 3, 2, padding=1)] if n_pools == 4 else []
         for i in range(1, 4):
             convs.append(conv_bn_relu(widths[i - 1], widths[i]))
             if i >= 4 - n_pools:
-                convs.append(nn.AvgPool2d(2))
+                convs.append(make_pool(pool, 3, 2, padding=1))
         self.convs = nn.Sequential(*convs)
         self.rpe = conv_bn_relu(dim, dim)
 
@@ -152,6 +154,7 @@ class Spikformer(Classifier):
         num_heads: attention heads.
         mlp_ratio: MLP hidden width / D.
         patch_size: 4 (CIFAR), 8 or 16 (ImageNet): total downsampling of SPS.
+        pool: ``"max"`` (the authors') or ``"avg"``: the SPS pools.
     """
 
     def __init__(
@@ -163,16 +166,20 @@ class Spikformer(Classifier):
         num_heads: int = 12,
         mlp_ratio: float = 4.0,
         patch_size: int = 4,
+        pool: str = "max",
     ) -> None:
         super().__init__()
         check_common_args(num_classes, in_chans)
         self.num_classes, self.in_chans = num_classes, in_chans
-        self.patch_embed = SPS(in_chans, embed_dim, patch_size)
+        self.patch_embed = SPS(in_chans, embed_dim, patch_size, pool)
         self.blocks = nn.Sequential(*(EncoderBlock(embed_dim, num_heads, mlp_ratio) for _ in range(depth)))
         self.num_features = embed_dim
         self.pre_logits = nn.Identity()
         self.head = nn.Linear(embed_dim, num_classes)
-        init_weights(self)
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                nn.init.zeros_(m.bias)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """[B, in_chans, H, W] -> token mean [B, D]."""
@@ -182,7 +189,7 @@ class Spikformer(Classifier):
 default_cfgs = {"lmht_spikformer_4_384": default_cfg(first_conv="patch_embed.stem.0")}
 
 
-@register
+@register(paper_name="Transformer-4-384", family="Transformer", depth=4)
 def lmht_spikformer_4_384(pretrained: bool = False, **kwargs: Any) -> Spikformer:
     """Spikformer Transformer-4-384 (4 blocks, D = 384, 12 heads, MLP ratio 4), CIFAR patch size 4."""
     return build(Spikformer, "lmht_spikformer_4_384", pretrained, **kwargs)
