@@ -53,7 +53,6 @@ __all__ = [
     "correct_per_step",
     "count_params",
     "energy_first_layer_mac_mj",
-    "energy_mj",
     "sop_energy_mj",
     "spiking_layers",
     "threshold_of",
@@ -110,13 +109,6 @@ def energy_first_layer_mac_mj(sops: float, first_layer_macs: float) -> float:
 def ann_energy_mj(macs: float) -> float:
     """An ANN's energy in millijoules: ``4.6 pJ × MACs``."""
     return MAC_ENERGY_PJ * macs * _PJ_TO_MJ
-
-
-def energy_mj(acs: float, macs: float) -> float:
-    """``0.9 pJ · ACs + 4.6 pJ · MACs`` in millijoules — :func:`energy_first_layer_mac_mj` under its old
-    name, kept while the engine still calls it. The paper's E is :func:`sop_energy_mj` (the
-    ``energy_mj`` field of :meth:`OpsReport.as_dict`)."""
-    return energy_first_layer_mac_mj(acs, macs)
 
 
 def threshold_of(layer: nn.Module) -> float:

@@ -91,7 +91,7 @@ def test_ann_mode(ann_run):
     assert m["config"]["levels"] == 4
     assert [row["epoch"] for row in m["history"]] == [1, 2]
     assert set(m["history"][0]) >= {"epoch", "train_loss", "train_acc", "test_acc", "lr", "seconds"}
-    assert m["sops"] == 0 and m["macs"] > 0  # an ANN has only MACs
+    assert m["sops"] == 0 and m["first_layer_macs"] > 0 and m["as_ratio"] is None  # an ANN: MACs only
     assert m["top1"] > 30
 
 
@@ -157,10 +157,14 @@ def test_direct_mode(neuron, tmp_path):
     m = check_outputs(out, "direct", 2 if snn else 1)
     assert m["kind"] == ("snn" if snn else "ann")
     if snn:
-        assert m["sops"] > 0 and m["macs"] > 0
+        assert m["sops"] > 0 and m["first_layer_macs"] > 0 and m["ann_macs"] > m["first_layer_macs"]
         rates = list(m["firing_rate"].values())
         assert rates and all(0 <= r <= (2 if neuron in ("lmht", "mht") else 1) for r in rates)
-        assert m["energy_mj"] == pytest.approx((0.9 * m["sops"] + 4.6 * m["macs"]) * 1e-9)
+        assert m["energy_mj"] == pytest.approx(0.9 * m["sops"] * 1e-9)  # the paper's E = 0.9 pJ x SOPs
+        assert m["energy_first_layer_mac_mj"] == pytest.approx(
+            (0.9 * m["sops"] + 4.6 * m["first_layer_macs"]) * 1e-9
+        )
+        assert m["as_ratio"] == pytest.approx(4.6 * m["ann_macs"] / (0.9 * m["sops"]))
 
 
 def test_completed_run_exits_immediately_and_restart(ann_run, tmp_path, capsys):

@@ -104,16 +104,12 @@ def evaluate(
         result.firing_rate = {
             k: (vals[i] / vals[i + len(names)] if vals[i + len(names)] else 0.0) for i, k in enumerate(names)
         }
-    if ops is not None:
-        acs, macs, imgs = all_reduce([ops.acs, ops.macs, float(ops.images)], ctx)
-        imgs = max(imgs, 1.0)
-        per_layer = ops.report().per_layer if not ctx.distributed else {}
-        result.ops = {
-            "sops": acs / imgs,
-            "macs": macs / imgs,
-            "energy_mj": M.energy_mj(acs / imgs, macs / imgs),
-            "per_layer": per_layer,
-        }
+    if ops is not None:  # sums over every process, then per image (lmht.metrics.OpsReport)
+        keys = list(M.OPS_FIELDS)
+        sums = all_reduce([ops.totals[k] for k in keys] + [float(ops.images)], ctx)
+        result.ops = ops.report(dict(zip(keys, sums[:-1], strict=True)), sums[-1]).as_dict()
+        if ctx.distributed:  # per-layer counts are this process's only
+            result.ops["per_layer"] = {}
     if keep_predictions:
         result.predictions = torch.cat(preds)
     return result
@@ -127,7 +123,12 @@ def summary(r: EvalResult) -> EvalSummary:
         test_loss=r.loss,
         firing_rate=r.firing_rate,
         sops=r.ops.get("sops"),
-        macs=r.ops.get("macs"),
+        sops_value=r.ops.get("sops_value"),
+        first_layer_macs=r.ops.get("first_layer_macs"),
         energy_mj=r.ops.get("energy_mj"),
+        energy_first_layer_mac_mj=r.ops.get("energy_first_layer_mac_mj"),
+        ann_macs=r.ops.get("ann_macs"),
+        ann_energy_mj=r.ops.get("ann_energy_mj"),
+        as_ratio=r.ops.get("as_ratio"),
         sops_per_layer=r.ops.get("per_layer", {}),
     )

@@ -46,13 +46,13 @@ class EvalSummary:
         firing_rate: per spiking layer, mean spike level per neuron and step (0..L).
         sops: synaptic operations per image (a level-k spike costs k accumulates).
         sops_value: the authors' count: input spike values k·θ × fan-out (equal to ``sops`` when θ = 1).
-        macs: multiply-accumulates per image of the analog layers before the first neuron.
+        first_layer_macs: multiply-accumulates per image of the analog layers before the first neuron.
         energy_mj: the paper's energy, 0.9 pJ × sops, in mJ per image.
-        energy_first_layer_mac_mj: 0.9 pJ × sops + 4.6 pJ × macs (the other common convention).
+        energy_first_layer_mac_mj: 0.9 pJ × sops + 4.6 pJ × first_layer_macs (the other convention).
         ann_macs: MACs per image of the same architecture run as an ANN.
         ann_energy_mj: 4.6 pJ × ann_macs, in mJ per image.
         as_ratio: ann_energy_mj / energy_mj (the authors' "A/S power ratio").
-        sops_per_layer: per conv/linear layer, ``{"acs": ..., "macs": ...}`` per image.
+        sops_per_layer: per conv/linear layer, its counts per image (lmht.metrics.OpsReport.per_layer).
     """
 
     top1: float
@@ -61,7 +61,7 @@ class EvalSummary:
     firing_rate: dict[str, float] = field(default_factory=dict)
     sops: float | None = None
     sops_value: float | None = None
-    macs: float | None = None
+    first_layer_macs: float | None = None
     energy_mj: float | None = None
     energy_first_layer_mac_mj: float | None = None
     ann_macs: float | None = None

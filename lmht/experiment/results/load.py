@@ -52,7 +52,7 @@ METRICS = (
     "firing_mean",
     "sops",
     "sops_value",
-    "macs",
+    "first_layer_macs",
     "energy_mj",
     "energy_first_layer_mac_mj",
     "ann_macs",
@@ -72,7 +72,7 @@ METRICS = (
 _EVAL = (
     "sops",
     "sops_value",
-    "macs",
+    "first_layer_macs",
     "energy_mj",
     "energy_first_layer_mac_mj",
     "ann_macs",
