@@ -3,6 +3,7 @@ datasets, architectures and methods (how a row of ``paper-claims.csv`` finds its
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 
@@ -11,70 +12,65 @@ import pandas as pd
 from lmht.experiment.variants import VARIANTS
 
 __all__ = [
-    "ARCH_DEPTH",
     "METHOD_LABELS",
     "NOT_IMPLEMENTED",
     "NOT_RUN",
-    "PAPER_ARCHS",
-    "PAPER_DATASETS",
     "PAPER_METHODS",
     "S1_ARCHS",
+    "STAND_INS",
     "arch_family_depth",
     "cell_label",
     "method_label",
+    "paper_archs",
+    "paper_datasets",
     "variant_label",
 ]
 
 NOT_RUN = "not run"
 NOT_IMPLEMENTED = "baseline method of the paper's comparison table, not implemented here"
 
-#: Paper dataset name -> (our dataset, note on the match)
-PAPER_DATASETS = {
-    "CIFAR-10": ("cifar10", ""),
-    "CIFAR-100": ("cifar100", ""),
-    "ImageNet-200": ("imagenet200", ""),
-    "ImageNet-1k": ("imagenet", ""),
-    "CIFAR10-DVS": ("cifar10_dvs", ""),
+#: Paper datasets our suite has no copy of, and the dataset that stands in for them (with the reason).
+STAND_INS = {
     "ImageNet-subset": (
         "imagenet200",
         "the paper's ImageNet subset is unspecified; compared on ImageNet-200",
     ),
     "unstated": ("imagenet200", "the paper does not name the dataset; compared on ImageNet-200"),
 }
-#: Paper architecture name -> our model name
-PAPER_ARCHS = {
-    "ResNet-18": "lmht_resnet18",
-    "ResNet-19": "lmht_resnet19",
-    "ResNet-20": "lmht_resnet20",
-    "ResNet-34": "lmht_resnet34",
-    "VGG-11": "lmht_vgg11",
-    "VGG-13": "lmht_vgg13",
-    "VGG-16": "lmht_vgg16",
-    "MS-ResNet-18": "lmht_ms_resnet18",
-    "MS-ResNet-34": "lmht_ms_resnet34",
-    "Transformer-4-384": "lmht_spikformer_4_384",
-}
-#: Depth (weight layers; Transformer: blocks) and family of each architecture, for open question 2.
-ARCH_DEPTH = {
-    "lmht_resnet18": ("ResNet", 18),
-    "lmht_resnet19": ("ResNet", 19),
-    "lmht_resnet20": ("ResNet", 20),
-    "lmht_resnet34": ("ResNet", 34),
-    "lmht_ms_resnet18": ("MS-ResNet", 18),
-    "lmht_ms_resnet34": ("MS-ResNet", 34),
-    "lmht_vgg11": ("VGG", 11),
-    "lmht_vgg13": ("VGG", 13),
-    "lmht_vgg16": ("VGG", 16),
-    "lmht_spikformer_4_384": ("Transformer", 4),
-    "lmht_fmnist_cnn": ("CNN", None),
-    "lmht_cifarnet": ("CNN", None),
-}
+#: Architectures of the paper's appendix Table S1.
 S1_ARCHS = ("lmht_ms_resnet18", "lmht_ms_resnet34", "lmht_spikformer_4_384")
 
 
+@functools.cache
+def paper_datasets() -> dict[str, tuple[str, str]]:
+    """Paper dataset name -> (our dataset, note): from the registry's ``paper_name``, plus stand-ins."""
+    from lmht.data import dataset_info, list_datasets
+
+    names = {dataset_info(d).paper_name: (d, "") for d in list_datasets() if dataset_info(d).needs_files}
+    return {**names, **STAND_INS}
+
+
+@functools.cache
+def paper_archs() -> dict[str, str]:
+    """Paper architecture name -> our model (the registry's ``paper_name``; first registered wins)."""
+    from lmht.models import list_models, model_info
+
+    out: dict[str, str] = {}
+    for name in list_models():
+        out.setdefault(model_info(name).paper_name, name)
+    return out
+
+
+@functools.cache
 def arch_family_depth(arch: str) -> tuple[str, int | None]:
-    """(family, depth) of an architecture (depth None when not part of a depth series)."""
-    return ARCH_DEPTH.get(arch, ("other", None))
+    """(family, depth) of an architecture from the model registry (depth: weight layers on the main path)."""
+    from lmht.models import model_info
+
+    try:
+        info = model_info(arch)
+    except ValueError:
+        return "other", None
+    return info.family, info.depth
 
 
 #: How a paper method (regex on paper-claims.csv's ``method``) finds our cell: the cell's fields and

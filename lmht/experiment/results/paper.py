@@ -12,7 +12,7 @@ import pandas as pd
 from . import stats as S
 from .compare import FAMILIES, curve_at, orderings, seed_values, variant_effects
 from .load import Suite, select
-from .names import NOT_IMPLEMENTED, NOT_RUN, PAPER_ARCHS, PAPER_DATASETS, S1_ARCHS, cell_label, paper_rule
+from .names import NOT_IMPLEMENTED, NOT_RUN, S1_ARCHS, cell_label, paper_archs, paper_datasets, paper_rule
 from .render import Col, Table, col, fmt_acc, fmt_ci, fmt_int, fmt_mean_ci, fmt_p, fmt_sig
 
 __all__ = ["claims", "claims_table", "orderings_", "table1", "table2", "table3", "table4", "tableS1"]
@@ -34,8 +34,8 @@ def claims_table(claims_csv: pd.DataFrame, runs: pd.DataFrame, tolerance: float,
         row.update(
             L=L, T=T, paper=float(c["value"]), paper_note="" if pd.isna(c.get("note")) else str(c["note"])
         )
-        dataset, match_note = PAPER_DATASETS.get(c["dataset"], (None, ""))
-        arch = PAPER_ARCHS.get(c["arch"])
+        dataset, match_note = paper_datasets().get(c["dataset"], (None, ""))
+        arch = paper_archs().get(c["arch"])
         rule = paper_rule(c["method"])
         values, reason, cell = {}, "", ""
         if rule is None:
