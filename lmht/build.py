@@ -139,7 +139,7 @@ def build_hybrid_snn(cfg: Mapping[str, Any], info: Any, ann: nn.Module) -> nn.Mo
         cfg["T"],
         tuple(info.input_size),
         encoding=info.encoding,
-        exact=True,
+        exact=cfg["hybrid_init"] == "exact",
         **hybrid_kwargs(cfg),
     )
 
@@ -308,11 +308,15 @@ def validate(cfg: Mapping[str, Any], mode: str, check_files: bool = True) -> Non
         raise ConfigError(
             f"'T' ({cfg['T']}) must be <= convert_steps ({cfg['convert_steps']}) in convert mode"
         )
-    if info.encoding == "frames" and info.frames:
+    if cfg["frame_input"] != "mean" and info.encoding != "frames":
+        raise ConfigError(f"'frame_input': {cfg['frame_input']!r} applies to event datasets only, and "
+                          f"{cfg['dataset']} has static images")
+    if info.encoding == "frames" and info.frames and cfg["frame_input"] == "bins":
         for t in steps:
             if info.frames % t:
                 raise ConfigError(
-                    f"'frames' ({info.frames}) must be a multiple of T ({t}) for {cfg['dataset']}"
+                    f"'frames' ({info.frames}) must be a multiple of T ({t}) for {cfg['dataset']} with "
+                    "frame_input=bins (or use frame_input=mean, the authors' input, for any T)"
                 )
     if (cfg["mixup"] > 0 or cfg["cutmix"] > 0) and cfg["batch_size"] % 2:
         raise ConfigError(f"'batch_size' must be even with Mixup/CutMix, got {cfg['batch_size']}")

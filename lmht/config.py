@@ -32,6 +32,7 @@ from typing import Any
 import yaml
 
 from lmht.experiment.modes import MODES
+from lmht.experiment.variants import VARIANTS
 
 __all__ = [
     "ANN_NEURONS",
@@ -107,11 +108,10 @@ SCHEMA: dict[str, Key] = {
         str, "direct: T-GIM initialization (hybrid: uniform)", choices=("uniform", "identity", "random")
     ),
     "learn_tgim": Key(bool, "learn the T-GIM"),
-    "tgim_param": Key(
-        str,
-        "T-GIM parametrization (lmht.experiment.variants): sigmoid = (2/T)·σ(ω), direct = Ω itself",
-        choices=("direct", "sigmoid"),
-    ),
+    "tgim_param": Key(str, VARIANTS["tgim_param"].help, choices=VARIANTS["tgim_param"].choices),
+    "hybrid_init": Key(str, VARIANTS["hybrid_init"].help, choices=VARIANTS["hybrid_init"].choices),
+    "if_gradient": Key(str, VARIANTS["if_gradient"].help, choices=VARIANTS["if_gradient"].choices),
+    "frame_input": Key(str, VARIANTS["frame_input"].help, choices=VARIANTS["frame_input"].choices),
     "leak": Key(
         float, "initial leak λ (lmht) or fixed leak (lif); null = the neuron's default", nullable=True, min=0
     ),

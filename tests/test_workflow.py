@@ -100,9 +100,14 @@ def test_schema_names_match_the_library():
     from lmht.models import list_models
 
     assert set(SCHEMA["$defs"]["dataset"]["enum"]) == set(list_datasets())
-    assert set(SCHEMA["$defs"]["arch"]["enum"]) <= {
-        m if m.startswith("lmht_") else f"lmht_{m}" for m in list_models()
-    }
+    assert set(SCHEMA["$defs"]["arch"]["enum"]) == set(list_models())
+    from lmht.experiment.cell import NEURONS, TGIM_INITS
+    from lmht.experiment.grid import METHODS
+    from lmht.neurons import list_neurons
+
+    assert set(SCHEMA["$defs"]["method"]["enum"]) == set(METHODS)
+    assert set(SCHEMA["$defs"]["tgim_init"]["enum"]) == set(TGIM_INITS)
+    assert set(NEURONS) == set(list_neurons())
 
 
 def job_counts(output: str) -> dict[str, int]:

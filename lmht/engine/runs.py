@@ -31,6 +31,7 @@ from lmht.build import (
 )
 from lmht.config import ANN_NEURONS, as_yaml, config_diff, config_hash
 from lmht.experiment.record import METRICS_FILE, ReparamResult, RunRecord, read_record, write_record
+from lmht.experiment.variants import VARIANTS
 
 from .context import (
     Context,
@@ -168,6 +169,7 @@ def run(
     record.config_hash = chash
     record.input_checkpoint_sha256 = prepared.input_digest
     record.inherited_from_checkpoint = prepared.inherited
+    record.variants = {key: cfg[key] for key in VARIANTS}
     _write_outputs(out, record, model, ctx)
     if ctx.distributed:
         dist.barrier()

@@ -31,7 +31,16 @@ from typing import Any
 from .cell import Cell
 from .modes import MODES
 
-__all__ = ["cell_settings", "expand_grid", "grid_pairs", "layered", "suite_cells", "suite_datasets"]
+__all__ = [
+    "cell_preset",
+    "cell_settings",
+    "check_suite",
+    "expand_grid",
+    "grid_pairs",
+    "layered",
+    "suite_cells",
+    "suite_datasets",
+]
 
 #: Grid methods (the schema's enum is tested against this).
 METHODS = (
@@ -128,6 +137,11 @@ def layered(config: Mapping[str, Any], suite: str, dataset: str, mode: str, sect
         merged.update(block.get("all") or {})
         merged.update(block.get(mode) or {})
     return merged
+
+
+def cell_preset(config: Mapping[str, Any], suite: str, dataset: str) -> str:
+    """The packaged preset the cells of ``dataset`` start from (``suites.S.datasets.D.preset``; "" = none)."""
+    return ((config["suites"][suite].get("datasets") or {}).get(dataset) or {}).get("preset") or ""
 
 
 def cell_settings(config: Mapping[str, Any], suite: str, cell: Cell) -> dict[str, Any]:

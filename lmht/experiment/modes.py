@@ -31,6 +31,9 @@ SNN_NETWORK_KEYS = (
     "learn_leak",
     "surrogate",
     "frames",
+    "hybrid_init",
+    "if_gradient",
+    "frame_input",
 )
 
 

@@ -20,6 +20,7 @@ rule train_direct:
         f"{cell_dir('direct')}/benchmark.tsv"
     params:
         args=cli_args,
+        preset=preset,
         launcher=launcher,
     threads: resource("threads", 1)
     resources:

@@ -14,7 +14,7 @@ from snakemake.settings.types import DeploymentMethod
 from lmht.experiment import FIGURES, MODES, TABLES, Cell, cell_settings, suite_cells
 from lmht.experiment.catalog import TABLE_FORMATS
 from lmht.experiment.cell import WILDCARD_PATTERNS, cell_pattern
-from lmht.experiment.grid import check_suite, layered, suite_datasets
+from lmht.experiment.grid import cell_preset, check_suite, layered, suite_datasets
 
 REPO = Path(workflow.basedir)
 RESULTS = config["results"]
@@ -53,6 +53,11 @@ def get_cell_inputs(wildcards):
     return inputs
 
 
+def preset(wildcards):
+    """Params function: the packaged preset of the cell's dataset (lmht.experiment.grid.cell_preset)."""
+    return cell_preset(config, wildcards.suite, wildcards.dataset)
+
+
 def cli_args(wildcards):
     """Params function: the cell's `key=value` CLI settings (lmht.experiment.grid.cell_settings)."""
     return shlex.join(f"{k}={_cli_value(v)}" for k, v in cell_settings(config, wildcards.suite, cell_of(wildcards)).items())
@@ -81,7 +86,7 @@ PYTHON = "python" if DeploymentMethod.CONDA in workflow.deployment_settings.depl
 RUN_CELL = (
     f"{PYTHON} {shlex.quote(str(REPO / 'workflow' / 'scripts' / 'run_cell.py'))} --pythonpath {shlex.quote(str(REPO))}"
     f" --on-failure {config['on_failure']} --out $(dirname {{output.metrics:q}}) --log {{log:q}} --threads {{threads}}"
-    " --launcher {params.launcher:q} -- {params.args}"
+    " --launcher {params.launcher:q} --preset {params.preset:q} -- {params.args}"
 )
 
 

@@ -10,6 +10,7 @@ rule dataset_info:
     params:
         data_root=lambda wc: config["data_roots"].get(wc.dataset, ""),
         settings=lambda wc: layered(config, wc.suite, wc.dataset, "all", "settings"),
+        preset=lambda wc: cell_preset(config, wc.suite, wc.dataset),
     conda:
         "../../envs/lmht.yaml"
     resources:

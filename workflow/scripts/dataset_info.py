@@ -39,7 +39,7 @@ def file_records(root: str) -> list[dict]:
     return records
 
 
-def describe(name: str, root: str, settings: dict) -> dict:
+def describe(name: str, root: str, settings: dict, preset: str = "") -> dict:
     """Load both splits the way the runs will (the CLI's resolved config) and describe them."""
     from lmht.build import dataset_options, load_config
     from lmht.data import create_dataset, dataset_info
@@ -48,7 +48,7 @@ def describe(name: str, root: str, settings: dict) -> dict:
     overrides = [f"{k}={json.dumps(v)}" for k, v in settings.items()] + [f"dataset={name}"]
     if root:
         overrides.append(f"data_root={root}")
-    cfg = load_config("direct", None, overrides, check_files=False)
+    cfg = load_config("direct", preset or None, overrides, check_files=False)
     options = dataset_options(cfg)
     info = dataset_info(name, **options)
     train = create_dataset(name, cfg["data_root"], train=True, **options)
@@ -64,8 +64,8 @@ def describe(name: str, root: str, settings: dict) -> dict:
     }
 
 
-def main(name: str, root: str, out: str, settings: dict | None = None) -> None:
-    record = describe(name, root, settings or {})
+def main(name: str, root: str, out: str, settings: dict | None = None, preset: str = "") -> None:
+    record = describe(name, root, settings or {}, preset)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(out + ".tmp")
     tmp.write_text(json.dumps(record, indent=2) + "\n")
@@ -78,7 +78,13 @@ if "snakemake" in globals():  # run by the dataset_info rule (script: directive)
     sys.path.insert(0, str(Path(smk.scriptdir).parents[1]))  # the repository root
     with open(smk.log[0], "w") as log:
         sys.stdout = sys.stderr = log
-        main(smk.wildcards.dataset, smk.params.data_root, smk.output.info, smk.params.settings)
+        main(
+            smk.wildcards.dataset,
+            smk.params.data_root,
+            smk.output.info,
+            smk.params.settings,
+            smk.params.preset,
+        )
 elif __name__ == "__main__":
     if len(sys.argv) != 4:
         sys.exit(__doc__)

@@ -51,6 +51,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=f"{shlex.quote(sys.executable)} -m lmht",
         help="command that starts the lmht CLI",
     )
+    p.add_argument("--preset", default="", help="packaged preset the run starts from (lmht MODE -c PRESET)")
     p.add_argument("--pythonpath", default="", help="prepended to PYTHONPATH (the repository root)")
     p.add_argument("--threads", type=int, default=0, help="OMP/MKL threads of the run (0 = unchanged)")
     p.add_argument("settings", nargs="*", help="key=value settings passed to the CLI")
@@ -73,9 +74,25 @@ def main(argv: list[str] | None = None) -> int:
     for stale in [metrics, status_file, *([] if requeued else out.glob("checkpoint*.pt"))]:
         stale.unlink(missing_ok=True)
 
-    command = [*shlex.split(args.launcher), cell.mode, "--out", str(out), *args.settings, "resume=true"]
-    record = FailureRecord(mode=cell.mode, error="", status="ok", command=shlex.join(command), returncode=0,
-                           requeued=requeued, log=str(args.log))
+    preset = ["--config", args.preset] if args.preset else []
+    command = [
+        *shlex.split(args.launcher),
+        cell.mode,
+        *preset,
+        "--out",
+        str(out),
+        *args.settings,
+        "resume=true",
+    ]
+    record = FailureRecord(
+        mode=cell.mode,
+        error="",
+        status="ok",
+        command=shlex.join(command),
+        returncode=0,
+        requeued=requeued,
+        log=str(args.log),
+    )
     start = time.time()
     parent = cell.parent()
     # the parent cell has the same dataset, arch and seed: a sibling folder of this cell's
@@ -117,8 +134,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"run_cell: {cell.mode} cell {out} failed (see {args.log}):\n{record.error}", file=sys.stderr)
         return record.returncode or 1
     write_record(metrics, record)
-    print(f"run_cell: {cell.mode} cell {out} FAILED, recorded in {metrics} (on_failure=record)",
-          file=sys.stderr)
+    print(
+        f"run_cell: {cell.mode} cell {out} FAILED, recorded in {metrics} (on_failure=record)", file=sys.stderr
+    )
     return 0
 
 
