@@ -75,12 +75,14 @@ _table("budget", "Open question 3a: best (L, T) at a fixed L·T budget", "oq3", 
 _table("tgim", "Open question 3b: T-GIM initialization", "oq3", "questions:tgim")
 _table("cells", "All cells", "activity", "paper:cells")
 
-_figure("accuracy_vs_steps", "Accuracy vs time step", "oq1", "plots:accuracy_vs_steps")
-_figure("depth", "Top-1 against depth", "oq2", "plots:depth")
-_figure("lt_heatmap", "Top-1 over (L, T)", "oq3", "plots:lt_heatmap")
+_figure("accuracy_vs_steps", "Accuracy against single-threshold-equivalent steps t·L", "oq1",
+        "plots:accuracy_vs_steps")
+_figure("ann_gap", "Gap to the quantized ANN against T·L and Q", "oq1", "plots:ann_gap")
+_figure("depth", "Top-1 and the LM-HT − IF gain against depth", "oq2", "plots:depth")
+_figure("lt_heatmap", "Top-1 over (L, T) with budget lines", "oq3", "plots:lt_heatmap")
 _figure("tgim_matrices", "Learned T-GIM matrices", "oq3", "plots:tgim_matrices")
-_figure("firing_rate", "Firing rate per layer", "activity", "plots:firing_rate")
-_figure("training_curves", "Training curves", "activity", "plots:training_curves")
+_figure("firing_rate", "Firing rate per spiking layer", "activity", "plots:firing_rate")
+_figure("training_curves", "Training curves by stage", "activity", "plots:training_curves")
 
 
 def builder(entry: Entry) -> Callable:
