@@ -300,11 +300,10 @@ def facets(
                 key=lambda k: (methods[k], order[k]),
             )
             parts = [(title, cells)]
-            if len(cells) > size:
-                parts = [
-                    (f"{title}: {what}", [k for k in cells if order[k][0] == variant])
-                    for what, variant in (("paper's method", False), ("T-GIM inits, variants", True))
-                ]
+            paper = [k for k in cells if not order[k][0]]
+            if len(cells) > size and 0 < len(paper) < len(cells):
+                others = [k for k in cells if order[k][0]]
+                parts = [(f"{title}: paper's method", paper), (f"{title}: T-GIM inits, variants", others)]
             for name, part in parts:
                 n = math.ceil(len(part) / size)
                 chunks = [part[i * len(part) // n : (i + 1) * len(part) // n] for i in range(n)]

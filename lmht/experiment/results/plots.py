@@ -25,6 +25,7 @@ it in :mod:`lmht.experiment.catalog` and write its caption in ``workflow/report/
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Callable
@@ -119,7 +120,7 @@ def accuracy_vs_steps(suite: Suite) -> Figure:
 
     def reference(ax, da, panel_n):
         values, ns, handles = [], [], []
-        for k in (k for k in anns if k[:2] == da):
+        for k in sorted((k for k in anns if k[:2] == da), key=lambda k: plain(anns[k]["Q"].iloc[0])):
             e, st = S.estimate(anns[k]["top1"].tolist()), styles[k]
             ci = f" (CI {e.lo:.1f}–{e.hi:.1f})" if e.n > 1 else ""
             handles.append(
@@ -331,7 +332,9 @@ def depth(suite: Suite) -> Figure:
             continue
         series.setdefault((row["dataset"], fam), {}).setdefault(key, {"label": label, "points": {}})
         series[(row["dataset"], fam)][key]["points"][d] = row
-    panels = {p: s for p, s in series.items() if len({d for v in s.values() for d in v["points"]}) >= 2}
+    # a series is drawn when it has at least two depths (one point says nothing about scaling)
+    series = {p: {k: v for k, v in s.items() if len(v["points"]) >= 2} for p, s in series.items()}
+    panels = {p: s for p, s in series.items() if s}
     if not panels:
         found = sorted(
             {
@@ -356,15 +359,18 @@ def depth(suite: Suite) -> Figure:
     ok = ok_runs(suite.runs)
     for c, ((ds, fam), ser) in enumerate(panels.items()):
         ax, gax = axes[0][c], axes[1][c]
-        depths, ns, count = set(), [], {}
+        depths, ns, count, colors = set(), [], {}, {}
         all_depths = sorted({d for v in ser.values() for d in v["points"]})
-        offsets = iter(dodges(len(ser), width=0.025 * (all_depths[-1] - all_depths[0]) * len(ser)))
+        gap = min(b - a for a, b in itertools.pairwise(all_depths))
+        offsets = iter(
+            dodges(len(ser), width=min(0.4 * gap, 0.04 * (all_depths[-1] - all_depths[0]) * len(ser)))
+        )
         for key, s in sorted(ser.items(), key=lambda kv: (list(PALETTE).index(kv[0][0]), kv[0][1:])):
             fam_key = family(key[0])
             st = PALETTE[fam_key]
             k = count.setdefault(fam_key, 0)
             count[fam_key] += 1
-            color = shade(st.color, k)
+            color = colors[key] = shade(st.color, k)
             ds_sorted = sorted(s["points"])
             rows = [s["points"][d] for d in ds_sorted]
             mean = np.array([r["top1_mean"] for r in rows], dtype=float)
@@ -406,7 +412,7 @@ def depth(suite: Suite) -> Figure:
                     xs,
                     delta,
                     yerr=np.where(np.isfinite(err), err, 0),
-                    color=PALETTE["direct-lmht"].color,
+                    color=colors[key],
                     marker="o",
                     capsize=3,
                     label=f"{s['label']} − IF T={key[1] * key[2]}",
@@ -421,7 +427,15 @@ def depth(suite: Suite) -> Figure:
         ax.set_title(f"{ds} / {fam} · {n_text(ns)}")
         gax.set_title(f"{ds} / {fam}: gain over IF (paired by seed)")
         if not gax.get_legend_handles_labels()[0]:
-            gax.text(0.5, 0.5, "no IF cell at the LM-HT cells' L·T", transform=gax.transAxes, ha="center")
+            gax.set_axis_off()
+            gax.text(
+                0.5,
+                0.6,
+                f"{ds} / {fam}: no IF cell at the L·T of the LM-HT cells,\nso no gain to show",
+                transform=gax.transAxes,
+                ha="center",
+                va="center",
+            )
         legend_below(ax)
         legend_below(gax, ncol=1)
     suptitle(fig, suite, title, "error bars: 95 % t-intervals over seeds; gains paired by seed")
@@ -439,11 +453,14 @@ def lt_heatmap(suite: Suite) -> Figure:
     structure. Dashed lines join the cells of one L·T budget."""
     title = FIGURES["lt_heatmap"].title
     cells = suite.cells
-    planned = (
-        {(r["dataset"], r["arch"], r["method"], plain(r["L"]), plain(r["T"])) for _, r in cells.iterrows()}
-        if not cells.empty
-        else set()
-    )
+    planned = {  # every (L, T) the suite asks for, with or without results; Q only where panels split by Q
+        key
+        for _, r in (cells.iterrows() if not cells.empty else [])
+        for key in [
+            (r["dataset"], r["arch"], r["method"], plain(r["L"]), plain(r["T"]), q)
+            for q in (None, plain(r["Q"]))
+        ]
+    }
     sel = (
         cells[(cells["n"].fillna(0) > 0) & cells["method"].isin(["direct-lmht", "hybrid"])]
         if not cells.empty
@@ -502,7 +519,7 @@ def lt_heatmap(suite: Suite) -> Figure:
         ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, norm=norm, origin="lower", aspect="auto")
         for i, j in zip(*np.where(np.isnan(grid)), strict=True):
             ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///", color="0.75", lw=0))
-            missing = "not run" if (ds, arch, method, Ls[i], Ts[j]) in planned else "not in\nthe suite"
+            missing = "not run" if (ds, arch, method, Ls[i], Ts[j], q) in planned else "not in\nthe suite"
             ax.text(j, i, missing, ha="center", va="center", fontsize=7, color="0.4")
         budgets: dict[int, list] = {}
         for i, L in enumerate(Ls):
