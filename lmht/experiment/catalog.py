@@ -77,12 +77,14 @@ _table("tableS1", "Table S1: other architectures", "claims", "paper:tableS1")
 _table("variants", "Our variants vs the paper's method", "variants", "paper:variants")
 _table("cells", "All cells", "detail", "paper:cells")
 
-_figure("accuracy_vs_steps", "Accuracy vs time step", "oq1", "plots:accuracy_vs_steps")
-_figure("depth", "Top-1 against depth", "oq2", "plots:depth")
-_figure("lt_heatmap", "Top-1 over (L, T)", "oq3", "plots:lt_heatmap")
+_figure("accuracy_vs_steps", "Accuracy against single-threshold-equivalent steps t·L", "oq1",
+        "plots:accuracy_vs_steps")
+_figure("ann_gap", "Gap to the quantized ANN against T·L and Q", "oq1", "plots:ann_gap")
+_figure("depth", "Top-1 and the LM-HT − IF gain against depth", "oq2", "plots:depth")
+_figure("lt_heatmap", "Top-1 over (L, T) with budget lines", "oq3", "plots:lt_heatmap")
 _figure("tgim_matrices", "Learned T-GIM matrices", "oq3", "plots:tgim_matrices")
-_figure("firing_rate", "Firing rate per layer", "detail", "plots:firing_rate")
-_figure("training_curves", "Training curves", "detail", "plots:training_curves")
+_figure("firing_rate", "Firing rate per spiking layer", "detail", "plots:firing_rate")
+_figure("training_curves", "Training curves by stage", "detail", "plots:training_curves")
 
 
 def builder(entry: Entry) -> Callable:
