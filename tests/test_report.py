@@ -137,3 +137,17 @@ def test_report_script_writes_the_page(report_dir, tmp_path):
     )
     assert res.returncode == 0, res.stderr
     assert out.stat().st_size > 10_000
+
+
+def test_report_of_a_suite_where_nothing_ran(tmp_path):
+    """No run record at all: every table, figure and the report still build and say what is missing."""
+    from lmht.experiment.results import aggregate, load_suite, report
+    from lmht.experiment.results.plots import plots
+
+    config = fixture_suite(tmp_path / "results")
+    for path in (tmp_path / "results").rglob("metrics.json"):
+        path.unlink()
+    aggregate(config, "fixture", CLAIMS, tmp_path / "tables")
+    plots(load_suite(config, "fixture", CLAIMS), tmp_path / "figures")
+    page = report(config, "fixture", CLAIMS, tmp_path / "figures", tmp_path / "report.html").read_text()
+    assert "0 finished" in page and "not answered" in page

@@ -164,7 +164,8 @@ def _oq3(budget: pd.DataFrame, tgim: pd.DataFrame, variants: pd.DataFrame) -> li
         out.append(
             "The suite has no budget with two or more (L, T) splits: open question 3a is not answered."
         )
-    for (kind, ds, arch, b), g in budget.groupby(["kind", "dataset", "arch", "budget"], sort=False):
+    groups = budget.groupby(["kind", "dataset", "arch", "budget"], sort=False) if not budget.empty else []
+    for (kind, ds, arch, b), g in groups:
         best = g[g["best"] != "worse"]
         worse = g[g["best"] == "worse"]
         tied = ", ".join(f"L={r['L']},T={r['T']} ({fmt_acc(r['mean'])})" for _, r in best.iterrows())
