@@ -10,6 +10,8 @@
 
 from snakemake.utils import min_version, validate
 
+from lmht.slurm import check_status_command
+
 min_version("9.0")
 
 
@@ -32,6 +34,7 @@ include: "workflow/rules/report.smk"
 
 onstart:
     check_data_roots()  # data of the selected suite, before the first job (skipped by dry runs)
+    check_status_command(workflow, logger)  # Slurm runs: a status command that works, or stop
 
 
 localrules:
