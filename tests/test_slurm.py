@@ -11,12 +11,15 @@ instead of waiting forever for the first job.
 
 Needs root and the Debian packages slurm-wlm, munge, slurmdbd and mariadb-server: the module fixture
 installs them with apt-get when they are missing (and skips with the reason when that is impossible),
-and stops every daemon it started with .ci/slurm-down.sh (by pid files). About 5 minutes, mostly the
-executor's status polling (first check after 40 s, then every 40-180 s).
+and stops every daemon it started with .ci/slurm-down.sh (by pid files). A lock (/run/lmht-slurm.lock)
+makes a concurrent run of these tests from another checkout wait: a machine has one slurm.conf. About 7
+minutes, mostly the executor's status polling (first check after 40 s, then every 40-180 s).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
 import subprocess
@@ -44,6 +47,8 @@ PACKAGES = {  # binary -> Debian package
 }
 USER_COMMAND = ["snakemake", "--cores", "8", "--profile", "slurm", "--config", "suite=smoke"]
 SWITCH_MESSAGE = "following jobs with `squeue` instead"
+LOCK_FILE = "/run/lmht-slurm.lock"
+LOCK_WAIT = 1800.0  # seconds
 
 
 def missing_packages() -> list[str]:
@@ -75,6 +80,28 @@ def slurm_down() -> subprocess.CompletedProcess:
     )
 
 
+@contextlib.contextmanager
+def exclusive_cluster(wait: float = LOCK_WAIT):
+    """Hold LOCK_FILE: a second run of these tests on the same machine (another checkout) waits for the
+    first instead of reconfiguring or stopping its daemons (there is one slurm.conf per machine)."""
+    with open(LOCK_FILE, "w") as fh:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    pytest.fail(
+                        f"another test run has held the local Slurm cluster ({LOCK_FILE}) for {wait:.0f} s"
+                    )
+                time.sleep(5)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="module")
 def cluster():
     if os.geteuid() != 0:
@@ -86,15 +113,16 @@ def cluster():
             pytest.skip(
                 f"cannot install {' '.join(missing)} ({why}); run bash scripts/setup.sh --test as root"
             )
-    up = slurm_up()
-    if up.returncode != 0:
-        slurm_down()
-        pytest.skip(f"could not start the local Slurm cluster: {up.stderr.strip()[-500:]}")
-    try:
-        yield up.stdout.strip()
-    finally:
-        down = slurm_down()
-        assert down.returncode == 0, down.stderr
+    with exclusive_cluster():
+        up = slurm_up()
+        if up.returncode != 0:
+            slurm_down()
+            pytest.skip(f"could not start the local Slurm cluster: {up.stderr.strip()[-500:]}")
+        try:
+            yield up.stdout.strip()
+        finally:
+            down = slurm_down()
+            assert down.returncode == 0, down.stderr
 
 
 def fresh_copy(dest: Path) -> Path:
