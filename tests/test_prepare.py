@@ -273,13 +273,18 @@ def test_prepare_cifar10_dvs_extracts_events_and_caches_frames_outside_the_root(
     assert "airplane.zip" not in {name for name, _ in server.requests}
     for c in DVS_CLASSES:
         assert len(list((root / c).glob("*.aedat"))) == 2
-    frames = sorted((cache / "cifar10_dvs" / "frames_F4").rglob("*.npz"))
-    assert (
-        len(frames) == 20 and Path(record["frame_cache"]) == (cache / "cifar10_dvs" / "frames_F4").resolve()
-    )
+    frame_cache = cache / "cifar10_dvs" / "F4_S48_aa"  # the loader's subfolder for 4 frames at 48x48
+    frames = sorted(frame_cache.rglob("*.npz"))
+    assert len(frames) == 20 and Path(record["frame_cache"]) == frame_cache.resolve()
     with np.load(frames[0]) as data:
         assert data["frames"].shape == (4, 2, 48, 48)
     assert not list(root.rglob("*.npz")), "frames must be cached outside the data root"
+    # prepared again (e.g. a read-only shared copy): nothing is written into the root, nothing fetched
+    before, n_requests = listing(root), len(server.requests)
+    record = P.prepare(
+        "cifar10_dvs", root, cache, mirror=server.url, frames=4, sources=sources, log=lambda m: None
+    )
+    assert record["status"] == "present" and listing(root) == before and len(server.requests) == n_requests
 
 
 def make_imagenet(root: Path, classes: int, flat_val: bool = False) -> None:

@@ -13,8 +13,8 @@ What each dataset gets (the workflow's ``prepare_<dataset>`` rules, workflow/rul
   is kept); the loader (lmht/data/tiny_imagenet.py) then finds 200 classes, 100 000 / 10 000 images;
 * ``cifar10_dvs``: the ten per-class zips of figshare record 4724671 (``airplane.zip`` …, MD5 as
   SpikingJelly lists them), extracted to ``ROOT/<class>/*.aedat``; then the frames of all 10 000
-  samples are integrated and cached in the frame cache (default
-  ``CACHE/cifar10_dvs/frames_F{F}``) through the loader's own API (``CIFAR10DVS(..., cache_dir=...)``);
+  samples are integrated and cached through the loader's own API (``CIFAR10DVS(..., cache_dir=...)``)
+  in the frame cache (default ``CACHE/cifar10_dvs``; the loader adds ``F{F}_S48_aa/<class>/``);
 * ``imagenet``: cannot be downloaded (ImageNet's terms need a registered account): a user-provided
   copy is checked (1000 WordNet-id class folders in ``ROOT/train`` and ``ROOT/val``, image counts) and
   what is expected is printed (:data:`IMAGENET_EXPECTED`).
@@ -436,7 +436,7 @@ def prepare_tiny_imagenet(ctx: Context) -> dict:
 
 
 def _dvs_frame_cache(ctx: Context) -> Path:
-    return ctx.frame_cache or ctx.cache / "cifar10_dvs" / f"frames_F{ctx.frames}"
+    return ctx.frame_cache or ctx.cache / "cifar10_dvs"
 
 
 def prepare_cifar10_dvs(ctx: Context) -> dict:
@@ -478,8 +478,13 @@ def prepare_cifar10_dvs(ctx: Context) -> dict:
             done += 1
             if done % 1000 == 0:
                 ctx.log(f"frames: {done} samples cached in {time.time() - start:.0f} s")
-    ctx.log(f"frames: {done} samples ({ctx.frames} frames each) in {cache}")
-    return {"status": status, "counts": counts, "frames": ctx.frames, "frame_cache": str(cache.resolve())}
+    ctx.log(f"frames: {done} samples ({ctx.frames} frames each) in {ds.cache_dir}")
+    return {
+        "status": status,
+        "counts": counts,
+        "frames": ctx.frames,
+        "frame_cache": str(ds.cache_dir.resolve()),
+    }
 
 
 def _imagenet_split(folder: Path) -> tuple[list[str], int, int]:
@@ -604,7 +609,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--frames", type=int, default=10, help="cifar10_dvs: frames per sample to cache")
     parser.add_argument(
-        "--frame-cache", help="cifar10_dvs: frame cache folder (default CACHE/cifar10_dvs/frames_F<F>)"
+        "--frame-cache", help="cifar10_dvs: the loader's frame cache folder (default CACHE/cifar10_dvs)"
     )
     parser.add_argument("--record", help="write the preparation record (JSON) here")
     parser.add_argument("--key", help="name of the root in messages (default data_roots.<dataset>)")

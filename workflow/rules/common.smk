@@ -174,20 +174,19 @@ def dvs_frames(suite):
     return settings.get("frames") or settings.get("dataset_options", {}).get("frames") or 10
 
 
-def dvs_frame_cache(frames):
-    """Where CIFAR10-DVS frames are cached (the prepare rule fills it; training reads it)."""
-    return f"{CACHE_DIR}/cifar10_dvs/frames_F{frames}"
+#: The CIFAR10-DVS frame cache (the loader keeps one subfolder per frames/size/antialias setting): the
+#: prepare rule fills it, training reads it.
+DVS_FRAME_CACHE = f"{CACHE_DIR}/cifar10_dvs"
 
 
 def dvs_prepare_args(suite):
-    """Params of prepare_cifar10_dvs: the suite's frames and their cache folder."""
-    frames = dvs_frames(suite)
-    return f"--frames {frames} --frame-cache {shlex.quote(dvs_frame_cache(frames))}"
+    """Params of prepare_cifar10_dvs: the suite's frames and the frame cache."""
+    return f"--frames {dvs_frames(suite)} --frame-cache {shlex.quote(DVS_FRAME_CACHE)}"
 
 
 def with_data_cache(settings, wildcards):
     """A cell's settings with the dataset's cache in cache_dir (CIFAR10-DVS frames), never in a data root."""
     if wildcards.dataset != "cifar10_dvs":
         return settings
-    options = {"cache_dir": dvs_frame_cache(dvs_frames(wildcards.suite)), **settings.get("dataset_options", {})}
+    options = {"cache_dir": DVS_FRAME_CACHE, **settings.get("dataset_options", {})}
     return {**settings, "dataset_options": options}
