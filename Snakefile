@@ -10,6 +10,8 @@
 
 from snakemake.utils import min_version, validate
 
+from lmht.slurm import check_status_command
+
 min_version("9.0")
 
 
@@ -23,6 +25,7 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/prepare_data.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/cells.smk"
 include: "workflow/rules/aggregate.smk"
@@ -32,6 +35,7 @@ include: "workflow/rules/report.smk"
 
 onstart:
     check_data_roots()  # data of the selected suite, before the first job (skipped by dry runs)
+    check_status_command(workflow, logger)  # Slurm runs: a status command that works, or stop
 
 
 localrules:

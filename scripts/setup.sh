@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent setup: virtual env in .venv with the pinned packages, and (as root) Debian's
-# Fashion-MNIST files; with --test also Slurm + munge for the real one-node cluster test and Chromium
-# for the report rendering test.
+# Fashion-MNIST files; with --test also Slurm + munge, and slurmdbd + MariaDB for its accounting, for the
+# real one-node cluster test (.ci/slurm-up.sh, tests/test_slurm.py), and Chromium for the report
+# rendering test.
 # A second run only checks stamps and returns in about a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +30,8 @@ if (( want_test )); then
   command -v slurmctld >/dev/null 2>&1 || apt_packages+=(slurm-wlm)
   command -v munged >/dev/null 2>&1 || apt_packages+=(munge)
   command -v chromium >/dev/null 2>&1 || apt_packages+=(chromium)  # tests/test_report.py renders the report
+  command -v slurmdbd >/dev/null 2>&1 || apt_packages+=(slurmdbd)
+  command -v mariadbd >/dev/null 2>&1 || command -v mysqld >/dev/null 2>&1 || apt_packages+=(mariadb-server)
 fi
 if (( ${#apt_packages[@]} )); then
   if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then

@@ -127,6 +127,7 @@ def test_dry_run(tmp_path, suite):
     """The DAG has exactly the cells the contract expands the suite into, one job per cell and seed."""
     from collections import Counter
 
+    from lmht.data.prepare import DATASETS as PREPARED_DATASETS
     from lmht.experiment import suite_cells
     from lmht.experiment.grid import suite_datasets
 
@@ -136,6 +137,7 @@ def test_dry_run(tmp_path, suite):
     config["seeds"] = None
     expected = Counter(MODES[c.mode].rule for c in suite_cells(config, suite))
     expected.update(dataset_info=len(suite_datasets(config, suite)), aggregate=1, plots=1, all=1)
+    expected.update({f"prepare_{d}": 1 for d in suite_datasets(config, suite) if d in PREPARED_DATASETS})
     counts = job_counts(res.stdout + res.stderr)
     assert counts.pop("total") == sum(expected.values())
     assert counts == dict(expected)

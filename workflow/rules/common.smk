@@ -3,6 +3,7 @@
 # torch-free package `lmht.experiment`; this file only adapts it to Snakemake.
 
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -19,6 +20,15 @@ from lmht.experiment.grid import cell_preset, check_suite, layered, suite_datase
 REPO = Path(workflow.basedir)
 RESULTS = config["results"]
 SUITE = config["suite"]
+#: Datasets with a `prepare_<dataset>` rule (prepare_data.smk; lmht.data.prepare.DATASETS).
+PREPARED_DATASETS = ("cifar10", "cifar100", "imagenet200", "cifar10_dvs", "imagenet")
+CACHE_DIR = os.path.normpath(config["cache_dir"])
+
+
+def prepared_by_workflow(dataset):
+    """Whether a prepare rule puts `dataset` in place (then its data root may not exist yet)."""
+    return config["prepare_data"] in (True, "true") and dataset in PREPARED_DATASETS
+
 try:
     for warning in check_suite(config, SUITE):
         logger.warning(f"config: {warning}")
@@ -60,7 +70,8 @@ def preset(wildcards):
 
 def cli_args(wildcards):
     """Params function: the cell's `key=value` CLI settings (lmht.experiment.grid.cell_settings)."""
-    return shlex.join(f"{k}={_cli_value(v)}" for k, v in cell_settings(config, wildcards.suite, cell_of(wildcards)).items())
+    settings = with_data_cache(cell_settings(config, wildcards.suite, cell_of(wildcards)), wildcards)
+    return shlex.join(f"{k}={_cli_value(v)}" for k, v in settings.items())
 
 
 def _cli_value(value):
@@ -106,7 +117,8 @@ def get_suite_cells(wildcards):
 def check_data_roots():
     """Every data root of the selected suite must exist (onstart: after the DAG, before the first job, so
     dry runs, --lint and --report work without the data; skipped with check_data_roots: false)."""
-    missing = [(d, r) for d in suite_datasets(config, SUITE) if (r := config["data_roots"].get(d)) and not Path(r).exists()]
+    missing = [(d, r) for d in suite_datasets(config, SUITE) if (r := config["data_roots"].get(d)) and not Path(r).exists()
+               and not prepared_by_workflow(d)]
     if missing and config["check_data_roots"]:
         text = "; ".join(f"data_roots.{d} = {r!r} does not exist" for d, r in missing)
         raise WorkflowError(
@@ -117,7 +129,7 @@ def check_data_roots():
 
 
 for _d, _r in [(d, config["data_roots"].get(d)) for d in suite_datasets(config, SUITE)]:
-    if _r and not Path(_r).exists():
+    if _r and not Path(_r).exists() and not prepared_by_workflow(_d):
         logger.warning(f"config: data_roots.{_d} = {_r!r} does not exist; a run of suite {SUITE!r} will stop "
                        "before its first job (a dry run is fine)")
 
@@ -142,3 +154,44 @@ def get_final_outputs():
     """Targets of the default target `all` for the selected suite (every table, figure and the report)."""
     tables = [f"{RESULTS}/{SUITE}/tables/{n}.{ext}" for n in TABLES for ext in [*TABLE_FORMATS, "html"]]
     return [*tables, *(f"{RESULTS}/{SUITE}/figures/{n}.png" for n in FIGURES), f"{RESULTS}/{SUITE}/report.html"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Data preparation (the prepare_<dataset> rules of prepare_data.smk; lmht/data/prepare.py)
+# --------------------------------------------------------------------------------------------------
+#: `python -m lmht.data.prepare` imports this repository's lmht package (as run_cell.py does for cells)
+PREPARE_COMMAND = f"PYTHONPATH={shlex.quote(str(REPO))}${{{{PYTHONPATH:+:$PYTHONPATH}}}} {PYTHON} -m lmht.data.prepare"
+
+
+def prepared_record(dataset):
+    """The record a prepare rule writes (what was found or downloaded, where, checksums)."""
+    return f"{CACHE_DIR}/prepared/{dataset}.json"
+
+
+def get_prepared_data(wildcards):
+    """Input of dataset_info: the record of the dataset's prepare rule, when the workflow prepares it."""
+    return {"prepared": prepared_record(wildcards.dataset)} if prepared_by_workflow(wildcards.dataset) else {}
+
+
+def dvs_frames(suite):
+    """Frames per CIFAR10-DVS sample in a suite (its `frames` setting; the loader's default is 10)."""
+    settings = layered(config, suite, "cifar10_dvs", "all", "settings")
+    return settings.get("frames") or settings.get("dataset_options", {}).get("frames") or 10
+
+
+#: The CIFAR10-DVS frame cache (the loader keeps one subfolder per frames/size/antialias setting): the
+#: prepare rule fills it, training reads it.
+DVS_FRAME_CACHE = f"{CACHE_DIR}/cifar10_dvs"
+
+
+def dvs_prepare_args(suite):
+    """Params of prepare_cifar10_dvs: the suite's frames and the frame cache."""
+    return f"--frames {dvs_frames(suite)} --frame-cache {shlex.quote(DVS_FRAME_CACHE)}"
+
+
+def with_data_cache(settings, wildcards):
+    """A cell's settings with the dataset's cache in cache_dir (CIFAR10-DVS frames), never in a data root."""
+    if wildcards.dataset != "cifar10_dvs":
+        return settings
+    options = {"cache_dir": DVS_FRAME_CACHE, **settings.get("dataset_options", {})}
+    return {**settings, "dataset_options": options}

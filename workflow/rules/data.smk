@@ -3,6 +3,8 @@
 
 
 rule dataset_info:
+    input:
+        unpack(get_prepared_data),
     output:
         info=f"{SUITE_DIR}/data/{{dataset}}.json",
     log:
