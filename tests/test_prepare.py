@@ -373,3 +373,14 @@ def test_prepare_rule_checks_imagenet(tmp_path):
     assert res.returncode != 0
     log = (tmp_path / "cache" / "prepared" / "imagenet.log").read_text()
     assert f"data_roots.imagenet = {bad}: ImageNet-1k is not there" in log and "valprep.sh" in log
+
+
+def test_the_workflow_prepares_exactly_the_datasets_prepare_knows():
+    """common.smk lists the prepared datasets without importing torch; it must match lmht.data.prepare."""
+    import re
+
+    from lmht.data.prepare import DATASETS
+
+    common = (Path(__file__).resolve().parents[1] / "workflow" / "rules" / "common.smk").read_text()
+    listed = re.search(r"^PREPARED_DATASETS = \((.*?)\)", common, re.M | re.S).group(1)
+    assert tuple(re.findall(r'"([a-z0-9_]+)"', listed)) == DATASETS

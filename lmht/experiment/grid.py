@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import functools
 import itertools
+import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from .cell import Cell
@@ -35,9 +36,11 @@ __all__ = [
     "cell_preset",
     "cell_settings",
     "check_suite",
+    "cli_arguments",
     "expand_grid",
     "grid_pairs",
     "layered",
+    "missing_data_roots",
     "suite_cells",
     "suite_datasets",
 ]
@@ -193,3 +196,23 @@ def check_suite(config: Mapping[str, Any], suite: str) -> list[str]:
         for d in spec.get("datasets") or {}
         if d not in used
     ]
+
+
+def cli_arguments(settings: Mapping[str, Any]) -> list[str]:
+    """``key=value`` arguments of the ``lmht`` CLI for ``settings`` (values as YAML: booleans and null
+    lower case, lists and mappings as JSON)."""
+
+    def value(v: Any) -> str:
+        if isinstance(v, bool) or v is None:
+            return {True: "true", False: "false", None: "null"}[v]
+        return json.dumps(v, separators=(",", ":")) if isinstance(v, list | dict) else str(v)
+
+    return [f"{k}={value(v)}" for k, v in settings.items()]
+
+
+def missing_data_roots(config: Mapping[str, Any], suite: str, prepared: Iterable[str] = ()) -> list[tuple]:
+    """``(dataset, root)`` of the suite's datasets whose configured data root does not exist, except the
+    datasets in ``prepared`` (a workflow rule puts those in place)."""
+    roots = config.get("data_roots") or {}
+    return [(d, roots[d]) for d in suite_datasets(config, suite)
+            if roots.get(d) and d not in set(prepared) and not os.path.exists(roots[d])]

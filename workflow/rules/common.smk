@@ -2,7 +2,6 @@
 # names and paths, grid expansion, CLI settings of a cell, the tables and figures) is defined once in the
 # torch-free package `lmht.experiment`; this file only adapts it to Snakemake.
 
-import json
 import os
 import shlex
 import sys
@@ -15,7 +14,7 @@ from snakemake.settings.types import DeploymentMethod
 from lmht.experiment import FIGURES, MODES, TABLES, Cell, cell_settings, suite_cells
 from lmht.experiment.catalog import TABLE_FORMATS
 from lmht.experiment.cell import WILDCARD_PATTERNS, cell_pattern
-from lmht.experiment.grid import cell_preset, check_suite, layered, suite_datasets
+from lmht.experiment.grid import cell_preset, check_suite, cli_arguments, layered, missing_data_roots
 
 REPO = Path(workflow.basedir)
 RESULTS = config["results"]
@@ -25,9 +24,14 @@ PREPARED_DATASETS = ("cifar10", "cifar100", "imagenet200", "cifar10_dvs", "image
 CACHE_DIR = os.path.normpath(config["cache_dir"])
 
 
+def prepare_data():
+    """Whether the prepare rules run (`--config prepare_data=false` arrives as a string)."""
+    return config["prepare_data"] in (True, "true")
+
+
 def prepared_by_workflow(dataset):
     """Whether a prepare rule puts `dataset` in place (then its data root may not exist yet)."""
-    return config["prepare_data"] in (True, "true") and dataset in PREPARED_DATASETS
+    return prepare_data() and dataset in PREPARED_DATASETS
 
 try:
     for warning in check_suite(config, SUITE):
@@ -71,13 +75,7 @@ def preset(wildcards):
 def cli_args(wildcards):
     """Params function: the cell's `key=value` CLI settings (lmht.experiment.grid.cell_settings)."""
     settings = with_data_cache(cell_settings(config, wildcards.suite, cell_of(wildcards)), wildcards)
-    return shlex.join(f"{k}={_cli_value(v)}" for k, v in settings.items())
-
-
-def _cli_value(value):
-    if isinstance(value, bool) or value is None:
-        return {True: "true", False: "false", None: "null"}[value]
-    return json.dumps(value, separators=(",", ":")) if isinstance(value, list | dict) else str(value)
+    return shlex.join(cli_arguments(settings))
 
 
 def resource(name, default=None):
@@ -117,8 +115,7 @@ def get_suite_cells(wildcards):
 def check_data_roots():
     """Every data root of the selected suite must exist (onstart: after the DAG, before the first job, so
     dry runs, --lint and --report work without the data; skipped with check_data_roots: false)."""
-    missing = [(d, r) for d in suite_datasets(config, SUITE) if (r := config["data_roots"].get(d)) and not Path(r).exists()
-               and not prepared_by_workflow(d)]
+    missing = missing_data_roots(config, SUITE, PREPARED_DATASETS if prepare_data() else ())
     if missing and config["check_data_roots"]:
         text = "; ".join(f"data_roots.{d} = {r!r} does not exist" for d, r in missing)
         raise WorkflowError(
@@ -128,10 +125,9 @@ def check_data_roots():
     return missing
 
 
-for _d, _r in [(d, config["data_roots"].get(d)) for d in suite_datasets(config, SUITE)]:
-    if _r and not Path(_r).exists() and not prepared_by_workflow(_d):
-        logger.warning(f"config: data_roots.{_d} = {_r!r} does not exist; a run of suite {SUITE!r} will stop "
-                       "before its first job (a dry run is fine)")
+for _d, _r in missing_data_roots(config, SUITE, PREPARED_DATASETS if prepare_data() else ()):
+    logger.warning(f"config: data_roots.{_d} = {_r!r} does not exist; a run of suite {SUITE!r} will stop "
+                   "before its first job (a dry run is fine)")
 
 
 def report_item(entry, path):
