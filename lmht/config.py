@@ -69,7 +69,13 @@ class Key:
 SCHEMA: dict[str, Key] = {
     # data
     "dataset": Key(str, "dataset name, see lmht.data (synthetic, fashion_mnist, cifar10, ...)"),
-    "data_root": Key(str, "root folder of the dataset files", volatile=True),
+    "data_root": Key(
+        str,
+        "root folder of the dataset files; null = the dataset's default locations (Fashion-MNIST: "
+        "Debian's /usr/share/datasets/fashion-mnist, then ./data); a given root is never replaced",
+        nullable=True,
+        volatile=True,
+    ),
     "dataset_options": Key(
         dict,
         "dataset-specific options of lmht.data.create_dataset (e.g. synthetic in_chans, image_size, length)",
@@ -449,7 +455,7 @@ def _check_files(cfg: Mapping[str, Any], mode: str) -> None:
         lmht_data.create_dataset(
             cfg["dataset"], cfg["data_root"], train=False, seed=cfg["data_seed"], **dataset_options(cfg)
         )
-    except OSError as exc:  # DatasetNotFoundError (names the path and layout), failed download, ...
+    except (OSError, lmht_data.DataFileError) as exc:  # DatasetNotFoundError (path and layout), corrupt file
         raise ConfigError(f"'data_root': {exc}") from exc
 
 
