@@ -141,7 +141,7 @@ def get_rng_state(generators: Mapping[str, torch.Generator | None] | None = None
     generators = generators or {}
     state = {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),  # noqa: NPY002
+        "numpy": ckpt_io.numpy_rng_state(),  # a list, not an ndarray: checkpoints are weights-only
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
         "generators": {k: g.get_state() for k, g in generators.items() if g is not None},
@@ -925,7 +925,7 @@ def _run_training(mode, cfg, out, ctx, info, ann, parent, chash, restart, t_star
     init_top1 = None
     saved = None
     if os.path.exists(trainer.ckpt_path) and cfg["resume"] and not restart:
-        saved = ckpt_io.load_checkpoint(trainer.ckpt_path, map_location=ctx.device)
+        saved = ckpt_io.load_checkpoint(trainer.ckpt_path)  # on the CPU: RNG states must stay there
         if saved.get("config_hash") != chash:
             raise RunError(
                 f"{trainer.ckpt_path} was written by a run with a different configuration "
