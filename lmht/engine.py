@@ -43,6 +43,7 @@ from torch import nn
 
 import lmht
 from lmht import checkpoint as ckpt_io
+from lmht import diagnostics
 from lmht import metrics as M
 from lmht.config import (
     ANN_NEURONS,
@@ -210,6 +211,7 @@ class Data:
     train: Any | None
     test: Any
     mixup: Any | None
+    warnings: list[str] = field(default_factory=list)  # lmht.diagnostics.input_warnings
 
     @property
     def generator(self) -> torch.Generator | None:
@@ -269,7 +271,10 @@ def build_data(cfg: Mapping[str, Any], ctx: Context, train: bool) -> Data:
                 f"(batch_size={cfg['batch_size']})"
             )
         mixup = D.create_mixup(cfg, info.num_classes)
-    return Data(info, train_loader, test, mixup)
+    warnings = diagnostics.report(
+        diagnostics.check_inputs(cfg, info.num_classes, train_set if train else None, test_set), ctx.is_main
+    )
+    return Data(info, train_loader, test, mixup, warnings)
 
 
 # ==================================================================================================
@@ -953,6 +958,8 @@ def _run_training(mode, cfg, out, ctx, info, ann, parent, chash, restart, t_star
         "history": s.history,
         "kind": kind,
         "wall_time_s": trainer.elapsed_s(),
+        "warnings": data.warnings
+        + diagnostics.report(diagnostics.divergence_warnings(s.history, info.num_classes), ctx.is_main),
     }
     if mode == "hybrid":
         metrics.update(init_top1=init_top1, ann_top1=ann_top1, ann_levels=parent["config"]["levels"])
@@ -979,6 +986,7 @@ def _run_convert(cfg, ctx, info, ann, parent):
         "ann_top1": ann_top1,
         "ann_levels": parent["config"]["levels"],
         "kind": "snn",
+        "warnings": data.warnings,
     }
     return metrics, [], snn
 
@@ -1010,5 +1018,6 @@ def _run_reparam(cfg, ctx, info, snn, parent):
         "reparam": reparam,
         "kind": "snn",
         "source_mode": parent["mode"],
+        "warnings": data.warnings,
     }
     return metrics, [], single
