@@ -8,6 +8,7 @@
 # Everything a user edits is in config.yaml (validated against workflow/schemas/config.schema.yaml).
 # User documentation: workflow/README.md.
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 from lmht.slurm import check_status_command
@@ -18,7 +19,14 @@ min_version("9.0")
 configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+try:
+    validate(config, "workflow/schemas/config.schema.yaml")
+except WorkflowError as exc:  # first line: the key path and the problem, not jsonschema's schema dump
+    _err = exc.__context__
+    if not hasattr(_err, "absolute_path"):
+        raise
+    _key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in _err.absolute_path).lstrip(".")
+    raise WorkflowError(f"Invalid config: key '{_key or '(top level)'}': {_err.message}") from None
 
 
 report: "workflow/report/workflow.rst"

@@ -325,5 +325,5 @@ def validate(cfg: Mapping[str, Any], mode: str, check_files: bool = True) -> Non
             lmht_data.create_dataset(
                 cfg["dataset"], cfg["data_root"], train=False, seed=cfg["data_seed"], **dataset_options(cfg)
             )
-        except OSError as exc:  # DatasetNotFoundError (names the path and layout), failed download, ...
+        except (OSError, lmht_data.DataFileError) as exc:  # DatasetNotFoundError (path, layout), corrupt file
             raise ConfigError(f"'data_root': {exc}") from exc

@@ -73,7 +73,13 @@ class Key:
 SCHEMA: dict[str, Key] = {
     # data
     "dataset": Key(str, "dataset name, see lmht.data (synthetic, fashion_mnist, cifar10, ...)"),
-    "data_root": Key(str, "root folder of the dataset files", volatile=True),
+    "data_root": Key(
+        str,
+        "root folder of the dataset files; null = the dataset's default locations (Fashion-MNIST: "
+        "Debian's /usr/share/datasets/fashion-mnist, then ./data); a given root is never replaced",
+        nullable=True,
+        volatile=True,
+    ),
     "dataset_options": Key(
         dict,
         "dataset-specific options of lmht.data.create_dataset (e.g. synthetic in_chans, image_size, length)",
@@ -190,8 +196,16 @@ def _read_yaml(source: str, text: str) -> dict[str, Any]:
 
 def _load_file(path_or_preset: str) -> tuple[str, dict[str, Any]]:
     if os.path.exists(path_or_preset):
-        with open(path_or_preset, encoding="utf-8") as fh:
-            return path_or_preset, _read_yaml(path_or_preset, fh.read())
+        if os.path.isdir(path_or_preset):
+            raise ConfigError(
+                f"--config {path_or_preset}: is a folder; expected a YAML file or a preset name"
+            )
+        try:
+            with open(path_or_preset, encoding="utf-8") as fh:
+                text = fh.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"--config {path_or_preset}: cannot be read ({exc})") from exc
+        return path_or_preset, _read_yaml(path_or_preset, text)
     name = path_or_preset.removesuffix(".yaml")
     res = _packaged(f"{name}.yaml")
     if os.sep not in path_or_preset and res.is_file():

@@ -328,7 +328,7 @@ def test_python_m_lmht_and_help():
 
 def test_checkpoint_holds_what_resume_needs(ann_run):
     _, out = ann_run
-    state = torch.load(out / "checkpoint.pt", weights_only=False)
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
     for key in (
         "model",
         "optimizer",
@@ -370,3 +370,105 @@ def test_torchrun_ddp_on_cpu(tmp_path):
     m = check_outputs(out, "direct", 2)
     assert m["world_size"] == 2
     assert res.stdout.count("epoch 1/1") == 1  # only rank 0 logs
+
+
+# ------------------------------------------------------------------------------------------ user errors
+def _mistakes(tmp_path) -> dict[str, list]:
+    """Mistaken command lines (and the files they point to), by name."""
+    cfg = write_config(tmp_path / "cfg.yaml")
+    (tmp_path / "a_file").write_text("x")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "latin1.yaml").write_bytes(b"lr: 0.1 # \xe9t\xe9\n")
+    (tmp_path / "list.yaml").write_text("- lr: 0.1\n")
+    (tmp_path / "garbage.pt").write_bytes(b"\x00" * 64)
+    out = ["-o", str(tmp_path / "out")]
+    direct = ["direct", "-c", cfg, *out]
+    return {
+        "-c is a folder": ["direct", "-c", tmp_path / "folder", *out],
+        "-c is not UTF-8": ["direct", "-c", tmp_path / "latin1.yaml", *out],
+        "-c holds a list": ["direct", "-c", tmp_path / "list.yaml", *out],
+        "-c does not exist": ["direct", "-c", tmp_path / "nope.yaml", *out],
+        "-o is an existing file": ["direct", "-c", cfg, "-o", tmp_path / "a_file"],
+        "-o is under a file": ["direct", "-c", cfg, "-o", tmp_path / "a_file" / "sub"],
+        "no -o": ["direct", "-c", cfg],
+        "unknown mode": ["train", "-c", cfg],
+        "unknown flag": [*direct, "--bogus"],
+        "-c without a value": ["direct", *out, "-c"],
+        "no mode": [],
+        "override without =": [*direct, "epochs"],
+        "override with bad YAML": [*direct, "betas=[0.9"],
+        "ann_checkpoint is a folder": ["hybrid", "-c", cfg, *out, f"ann_checkpoint={tmp_path / 'folder'}"],
+        "ann_checkpoint is garbage": [
+            "convert",
+            "-c",
+            cfg,
+            *out,
+            f"ann_checkpoint={tmp_path / 'garbage.pt'}",
+        ],
+        "data_root is a file": ["direct", *out, "dataset=cifar10", f"data_root={tmp_path / 'a_file'}"],
+        "null for a required key": [*direct, "epochs=null"],
+        "nan learning rate": [*direct, "lr=.nan"],
+        "odd training set below one batch with mixup": [
+            *direct,
+            "train_subset=33",
+            "batch_size=64",
+            "mixup=0.2",
+        ],
+    }
+
+
+MISTAKES = [
+    "-c is a folder",
+    "-c is not UTF-8",
+    "-c holds a list",
+    "-c does not exist",
+    "-o is an existing file",
+    "-o is under a file",
+    "no -o",
+    "unknown mode",
+    "unknown flag",
+    "-c without a value",
+    "no mode",
+    "override without =",
+    "override with bad YAML",
+    "ann_checkpoint is a folder",
+    "ann_checkpoint is garbage",
+    "data_root is a file",
+    "null for a required key",
+    "nan learning rate",
+    "odd training set below one batch with mixup",
+]
+
+
+@pytest.mark.parametrize("case", MISTAKES)
+def test_user_mistakes_exit_2_with_one_line(case, tmp_path):
+    """Every user error: exit status 2, one readable line on stderr, no traceback (CLI subprocess)."""
+    args = [str(a) for a in _mistakes(tmp_path)[case]]
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}
+    res = subprocess.run(
+        [sys.executable, "-m", "lmht", *args], capture_output=True, text=True, env=env, timeout=300
+    )
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert res.returncode == 2, res.stderr
+    assert len(lines) == 1 and lines[0].startswith("lmht"), res.stderr
+    assert "Traceback" not in res.stderr
+    assert not (tmp_path / "out" / "metrics.json").exists()
+
+
+def test_debug_flag_shows_the_traceback(tmp_path):
+    with pytest.raises(ConfigError, match="is a folder"):
+        run_cli("direct", "-c", tmp_path, "-o", tmp_path / "o", "--debug")
+    assert run_cli("direct", "-c", tmp_path, "-o", tmp_path / "o") == 2
+
+
+def test_input_warnings_reach_stderr_and_metrics(tmp_path, capsys):
+    cfg = write_config(tmp_path / "cfg.yaml")
+    out = tmp_path / "w"
+    small = ["train_subset=6", "test_subset=8", "batch_size=64", "lr=0"]
+    assert run_cli("ann", "-c", cfg, "-o", out, *small) == 0
+    err = capsys.readouterr().err
+    warnings = read_metrics(out)["warnings"]
+    assert len(warnings) == 4, warnings
+    for text in ("larger than the training set (6 samples)", "only 6 of the 10 classes", "lr=0", "test set"):
+        assert any(text in w for w in warnings), (text, warnings)
+        assert "lmht: warning: input: " in err and text in err

@@ -81,17 +81,19 @@ def test_idx_reader_matches_header(tmp_path):
 
 
 def test_idx_file_in_user_root(tmp_path):
-    """A root holding (tiny) IDX files is preferred over the Debian copy."""
+    """A root holding (tiny) IDX files is used, never the Debian copy."""
     images = np.arange(3 * 28 * 28, dtype=np.uint8).reshape(3, 28, 28)
-    for stem, arr in (
-        ("t10k-images-idx3-ubyte", images),
-        ("t10k-labels-idx1-ubyte", np.array([0, 1, 2], np.uint8)),
-    ):
-        header = bytes([0, 0, 0x08, arr.ndim]) + b"".join(struct.pack(">i", d) for d in arr.shape)
-        (tmp_path / stem).write_bytes(header + arr.tobytes())
+    for split in ("t10k", "train"):
+        for stem, arr in (
+            (f"{split}-images-idx3-ubyte", images),
+            (f"{split}-labels-idx1-ubyte", np.array([0, 1, 2], np.uint8)),
+        ):
+            header = bytes([0, 0, 0x08, arr.ndim]) + b"".join(struct.pack(">i", d) for d in arr.shape)
+            (tmp_path / stem).write_bytes(header + arr.tobytes())
     ds = data.create_dataset("fashion_mnist", tmp_path, False, normalize=False)
     assert len(ds) == 3 and ds.targets == [0, 1, 2]
     assert torch.allclose(ds[1][0] * 255, torch.from_numpy(images[1]).float().unsqueeze(0))
+    assert ds.source == tmp_path
 
 
 # ---------------------------------------------------------------- synthetic + loader determinism
@@ -228,5 +230,5 @@ def test_tiny_imagenet_layout(tmp_path):
     xa, _ = data.create_dataset("imagenet200", tmp_path, True, autoaugment=True, cutout=8)[0]
     assert xa.shape == (3, 64, 64)
     (tmp_path / "val" / "val_annotations.txt").write_text("val_0.JPEG\tn01\n")
-    with pytest.raises(ValueError, match=r"val_1\.JPEG has no line"):
+    with pytest.raises(data.DataFileError, match=r"val_1\.JPEG: validation image has no line"):
         TinyImageNet(tmp_path, train=False)

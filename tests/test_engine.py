@@ -40,7 +40,7 @@ def metrics(out) -> dict:
 
 
 def weights(out) -> dict:
-    return torch.load(out / "checkpoint.pt", weights_only=False)["model"]
+    return torch.load(out / "checkpoint.pt", weights_only=True)["model"]
 
 
 def test_same_seed_same_result_other_seed_differs(cfg_file, tmp_path):

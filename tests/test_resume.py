@@ -59,7 +59,7 @@ def _kill_after_checkpoint(cfg_path, out, *extra, want=lambda state: True):
         while time.monotonic() < deadline and proc.poll() is None:
             if os.path.exists(path):
                 try:
-                    state = torch.load(path, weights_only=False)
+                    state = torch.load(path, weights_only=True)
                 except Exception:  # being replaced right now
                     state = None
                 if state is not None and want(state):
@@ -80,7 +80,7 @@ def _kill_after_checkpoint(cfg_path, out, *extra, want=lambda state: True):
 def _final(out):
     with open(os.path.join(out, "metrics.json"), encoding="utf-8") as fh:
         metrics = json.load(fh)
-    weights = torch.load(os.path.join(out, "checkpoint.pt"), weights_only=False)["model"]
+    weights = torch.load(os.path.join(out, "checkpoint.pt"), weights_only=True)["model"]
     return metrics, weights
 
 

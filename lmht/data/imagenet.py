@@ -4,16 +4,21 @@ Layout: ``root/train/<wnid>/*.JPEG`` and ``root/val/<wnid>/*.JPEG`` (validation 
 class folders, e.g. with the usual ``valprep.sh``); classes are the sorted wnids. Samples are
 ``(x, label)`` with ``x`` [3, 224, 224]: training RandomResizedCrop(224) + flip (optional
 AutoAugment IMAGENET policy, Cutout), test Resize(256) + CenterCrop(224).
+
+Errors, each naming the path: a missing split folder (:class:`DatasetNotFoundError`), a class folder
+without images, and an image that fails to decode when it is loaded (:class:`DataFileError`).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
+from PIL import Image
 from torchvision import datasets
 from torchvision import transforms as T
 
-from .errors import DatasetNotFoundError
+from .errors import DataFileError, DatasetNotFoundError
 from .registry import DatasetInfo, register_dataset
 from .transforms import TransformConfig, static_transform
 
@@ -27,6 +32,24 @@ INFO = DatasetInfo(
     autoaugment_policy="imagenet",
     paper_name="ImageNet-1k",
 )
+
+
+def open_rgb(path: str | Path) -> Image.Image:
+    """Decode an image file as RGB; :class:`DataFileError` naming the file when it cannot be decoded."""
+    try:
+        with Image.open(path) as img:
+            return img.convert("RGB")
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:  # truncated, garbled
+        raise DataFileError(path, f"cannot be decoded as an image ({type(exc).__name__}: {exc})") from exc
+
+
+def check_class_folders(split: Path, classes: list[str], targets: list[int]) -> None:
+    """DataFileError naming the first class folder of ``split`` that holds no image."""
+    counts = Counter(targets)
+    empty = [c for i, c in enumerate(classes) if not counts[i]]
+    if empty:
+        more = f" ({len(empty)} empty class folders)" if len(empty) > 1 else ""
+        raise DataFileError(split / empty[0], f"class folder holds no images{more}")
 
 
 @register_dataset(INFO)
@@ -46,4 +69,6 @@ def build_imagenet(root: Path | None, train: bool, tcfg: TransformConfig, seed: 
         test_crop=(T.Resize(256), T.CenterCrop(224)),
         autoaugment_policy=INFO.autoaugment_policy,
     )
-    return datasets.ImageFolder(str(split), transform=transform)
+    dataset = datasets.ImageFolder(str(split), transform=transform, loader=open_rgb, allow_empty=True)
+    check_class_folders(split, dataset.classes, dataset.targets)
+    return dataset

@@ -11,17 +11,22 @@ A ``val`` already sorted into ``root/val/<wnid>/images/*.JPEG`` (or ``root/val/<
 is read too. The unlabeled ``test`` split is not used: the paper reports validation accuracy.
 Samples are ``(x, label)`` with ``x`` [3, 64, 64]; training RandomResizedCrop(64) + flip (optional
 AutoAugment IMAGENET policy, Cutout), test Resize(64) + CenterCrop(64) (the authors' dataprocess.py).
+
+Errors, each naming the path: missing folders (:class:`DatasetNotFoundError` with the layout above), a
+class folder without images, a missing, unreadable or malformed ``val_annotations.txt`` (the line
+number is given), a validation image without an annotation, and an image that fails to decode when
+it is loaded (:class:`DataFileError`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import transforms as T
 
-from .errors import DatasetNotFoundError
+from .errors import DataFileError, DatasetNotFoundError
+from .imagenet import open_rgb
 from .registry import DatasetInfo, register_dataset
 from .transforms import TransformConfig, static_transform
 
@@ -45,19 +50,29 @@ def _images(directory: Path) -> list[Path]:
 
 def _class_images(class_dir: Path) -> list[Path]:
     images_dir = class_dir / "images"
-    return _images(images_dir if images_dir.is_dir() else class_dir)
+    folder = images_dir if images_dir.is_dir() else class_dir
+    images = _images(folder)
+    if not images:
+        raise DataFileError(folder, f"class folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return images
 
 
 def read_val_annotations(path: Path) -> dict[str, str]:
-    """``val_annotations.txt`` -> {image file name: wnid}; raises ValueError naming a malformed line."""
+    """``val_annotations.txt`` -> {image file name: wnid}; DataFileError naming the file (and line)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataFileError(path, f"cannot be read as text ({type(exc).__name__}: {exc})") from exc
     mapping = {}
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+    for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         fields = line.split("\t")
-        if len(fields) < 2:
-            raise ValueError(f"{path}:{lineno}: expected '<file>\\t<wnid>\\t...', got {line!r}")
+        if len(fields) < 2 or not fields[0].strip() or not fields[1].strip():
+            raise DataFileError(path, f"line {lineno}: expected '<file>\\t<wnid>\\t...', got {line[:80]!r}")
         mapping[fields[0]] = fields[1]
+    if not mapping:
+        raise DataFileError(path, "holds no annotation lines")
     return mapping
 
 
@@ -74,16 +89,22 @@ def tiny_imagenet_samples(root: Path, train: bool) -> tuple[list[str], list[tupl
         return classes, [(p, index[c]) for c in classes for p in _class_images(train_dir / c)]
     val_dir = root / "val"
     annotations = val_dir / "val_annotations.txt"
-    if annotations.is_file() and (val_dir / "images").is_dir():
+    if (val_dir / "images").is_dir():
+        if not annotations.is_file():
+            raise DatasetNotFoundError(
+                "Tiny-ImageNet (imagenet200) validation labels", root, f"{annotations} (labels of val/images)"
+            )
         mapping = read_val_annotations(annotations)
         unknown = sorted({w for w in mapping.values() if w not in index})
         if unknown:
-            raise ValueError(f"{annotations} names wnids without a train folder: {unknown[:5]}")
+            raise DataFileError(annotations, f"names wnids without a train folder: {unknown[:5]}")
         samples = []
         for p in _images(val_dir / "images"):
             if p.name not in mapping:
-                raise ValueError(f"{p} has no line in {annotations}")
+                raise DataFileError(p, f"validation image has no line in {annotations}")
             samples.append((p, index[mapping[p.name]]))
+        if not samples:
+            raise DataFileError(val_dir / "images", "holds no images")
         return classes, samples
     if val_dir.is_dir() and all((val_dir / c).is_dir() for c in classes):
         return classes, [(p, index[c]) for c in classes for p in _class_images(val_dir / c)]
@@ -103,8 +124,7 @@ class TinyImageNet(Dataset):
 
     def __getitem__(self, index: int):
         path, label = self.samples[index]
-        with Image.open(path) as img:
-            img = img.convert("RGB")
+        img = open_rgb(path)
         return (self.transform(img) if self.transform else img), label
 
 

@@ -17,6 +17,7 @@ import torch
 import torch.distributed as dist
 
 import lmht
+from lmht import checkpoint as ckpt_io
 
 __all__ = [
     "Context",
@@ -93,7 +94,7 @@ def get_rng_state(generators: Mapping[str, torch.Generator | None] | None = None
     generators = generators or {}
     state = {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),  # noqa: NPY002
+        "numpy": ckpt_io.numpy_rng_state(),  # a list, not an ndarray: checkpoints are weights-only
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
         "generators": {k: g.get_state() for k, g in generators.items() if g is not None},

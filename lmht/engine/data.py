@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
+from lmht import diagnostics
 from lmht.build import dataset_options
 
 from .context import Context, RunError
@@ -21,6 +22,7 @@ class Data:
     train: Any | None
     test: Any
     mixup: Any | None
+    warnings: list[str] = field(default_factory=list)  # lmht.diagnostics.input_warnings
 
     @property
     def generator(self) -> torch.Generator | None:
@@ -80,4 +82,7 @@ def build_data(cfg: Mapping[str, Any], ctx: Context, train: bool) -> Data:
                 f"(batch_size={cfg['batch_size']})"
             )
         mixup = D.create_mixup(cfg, info.num_classes)
-    return Data(info, train_loader, test, mixup)
+    warnings = diagnostics.report(
+        diagnostics.check_inputs(cfg, info.num_classes, train_set if train else None, test_set), ctx.is_main
+    )
+    return Data(info, train_loader, test, mixup, warnings)

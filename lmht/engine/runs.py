@@ -19,6 +19,7 @@ import torch.distributed as dist
 from torch import nn
 
 from lmht import checkpoint as ckpt_io
+from lmht import diagnostics
 from lmht import metrics as M
 from lmht.build import (
     Prepared,
@@ -194,7 +195,7 @@ def _run_training(mode, cfg, out, ctx, info, ann, parent, chash, restart, t_star
     init_top1 = None
     saved = None
     if os.path.exists(trainer.ckpt_path) and cfg["resume"] and not restart:
-        saved = ckpt_io.load_checkpoint(trainer.ckpt_path, map_location=ctx.device)
+        saved = ckpt_io.load_checkpoint(trainer.ckpt_path)  # on the CPU: RNG states must stay there
         if saved.get("config_hash") != chash:
             raise RunError(
                 f"{trainer.ckpt_path} was written by a run with a different configuration "
@@ -220,6 +221,8 @@ def _run_training(mode, cfg, out, ctx, info, ann, parent, chash, restart, t_star
         best_top1=s.best_top1 if s.best_top1 is not None else final.top1,
         history=s.history,
         wall_time_s=trainer.elapsed_s(),
+        warnings=data.warnings
+        + diagnostics.report(diagnostics.divergence_warnings(s.history, info.num_classes), ctx.is_main),
     )
     if mode == "hybrid":
         record.init_top1, record.ann_top1 = init_top1, ann_top1
@@ -245,6 +248,7 @@ def _run_convert(cfg, ctx, info, ann, parent):
         top1_at={str(t + 1): acc for t, acc in enumerate(curve)},
         ann_top1=ann_top1,
         ann_levels=parent["config"]["levels"],
+        warnings=data.warnings,
     )
     return record, snn
 
@@ -275,5 +279,6 @@ def _run_reparam(cfg, ctx, snn, parent):
             T_after=cfg["T"] * cfg["L"],
         ),
         source_mode=parent["mode"],
+        warnings=data.warnings,
     )
     return record, single

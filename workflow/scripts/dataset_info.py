@@ -6,6 +6,10 @@ expected path and layout) instead of failing every cell. Output JSON: the datase
 ``lmht.data.dataset_info``, train/test sizes, the data root and the size and SHA-256 of the files at
 its top level (up to 2 GB in total; larger roots list names and sizes only).
 
+A configuration or data error (a bad setting, a missing or corrupt data file) is written to the log
+(and to stderr) as one line naming the key or file, and the job fails with exit status 2; other
+exceptions keep their traceback.
+
 Standalone: ``python workflow/scripts/dataset_info.py NAME ROOT OUT.json``.
 """
 
@@ -53,9 +57,11 @@ def describe(name: str, root: str, settings: dict, preset: str = "") -> dict:
     info = dataset_info(name, **options)
     train = create_dataset(name, cfg["data_root"], train=True, **options)
     test = create_dataset(name, cfg["data_root"], train=False, **options)
+    source = getattr(test, "source", None)  # the folder read when no root was given (e.g. Debian's)
     return {
         "dataset": name,
         "data_root": os.path.abspath(root) if root else None,
+        "source": str(source) if source is not None else None,
         "info": dataclasses.asdict(info),
         "train_size": len(train),
         "test_size": len(test),
@@ -65,7 +71,14 @@ def describe(name: str, root: str, settings: dict, preset: str = "") -> dict:
 
 
 def main(name: str, root: str, out: str, settings: dict | None = None, preset: str = "") -> None:
-    record = describe(name, root, settings or {}, preset)
+    try:
+        record = describe(name, root, settings or {}, preset)
+    except (ValueError, OSError) as exc:  # ConfigError, DataFileError, DatasetNotFoundError, unreadable
+        message = f"dataset_info: {name}: {' '.join(str(exc).split())}"
+        print(message, flush=True)
+        if sys.stdout is not sys.__stderr__:
+            print(message, file=sys.__stderr__, flush=True)
+        raise SystemExit(2) from None
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(out + ".tmp")
     tmp.write_text(json.dumps(record, indent=2) + "\n")

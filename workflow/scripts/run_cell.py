@@ -19,19 +19,91 @@ A cell whose parent cell recorded a failure is recorded as failed without runnin
 DIR are removed before a fresh run so that a forced rerun trains from scratch; a job that Slurm requeued
 (``SLURM_RESTART_COUNT`` > 0) keeps them and the CLI resumes (``resume=true``). Needs only the standard
 library and the torch-free ``lmht.experiment`` (found through ``--pythonpath``, the repository root).
+
+One run per cell folder: the script takes an exclusive ``flock`` on ``DIR/.cell.lock`` (holding the
+host, pid, start time and working directory of the run) before it touches anything in DIR, and the
+CLI process inherits it, so the lock lasts as long as the training does, even if this script is
+killed. A second run on the same folder, e.g. a Snakemake started from another working directory on
+the same results, fails at once (exit status 75, nothing in DIR changed) with a message naming the
+run that holds it. The kernel releases the lock when those processes end: nothing to clean up after
+a kill. Orphan ``*.tmp`` files of atomic writes interrupted by a kill are removed when the lock is
+taken. (On NFS, ``flock`` needs a client that maps it to NFS locks, as Linux does since 2.6.12.)
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
+import fcntl
+import json
 import os
 import shlex
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 ERROR_TAIL_LINES = 30
+LOCK_FILE = ".cell.lock"
+#: exit status when another run holds the cell folder (EX_TEMPFAIL: try again later)
+EXIT_LOCKED = 75
+
+
+class CellLocked(RuntimeError):
+    """Another run holds the cell folder's lock; the message names it."""
+
+
+def acquire_cell_lock(out: Path, command: str) -> int:
+    """Take the exclusive lock of cell folder ``out``; return its file descriptor (keep it open).
+
+    Raises:
+        CellLocked: another process holds it (the message gives its host, pid, start and directory).
+    """
+    fd = os.open(out / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            os.close(fd)
+            raise
+        try:
+            holder = json.loads(os.pread(fd, 1 << 16, 0) or b"{}")
+        except ValueError:
+            holder = {}
+        os.close(fd)
+        who = ", ".join(
+            f"{key} {holder[key]}"
+            for key in ("host", "pid", "started", "cwd", "slurm_job_id")
+            if holder.get(key) is not None
+        )
+        raise CellLocked(
+            f"cell folder {out} is in use by another run ({who or 'no details recorded'}); this run did "
+            "not start and changed nothing. Wait for that run to end (its lock goes when its processes "
+            "exit; after a kill there is nothing to remove)"
+        ) from None
+    info = {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+        "cwd": os.getcwd(),
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        "command": command,
+    }
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
+    return fd
+
+
+def remove_orphan_tmp_files(out: Path) -> list[str]:
+    """Delete ``*.tmp`` files (left by atomic writes that a kill interrupted) in ``out``; return names."""
+    removed = []
+    for name in sorted(os.listdir(out)):
+        path = out / name
+        if name.endswith(".tmp") and path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(name)
+    return removed
 
 
 def tail(path: Path, lines: int = ERROR_TAIL_LINES) -> str:
@@ -68,12 +140,6 @@ def main(argv: list[str] | None = None) -> int:
     out: Path = args.out
     cell = Cell.from_path(out)
     out.mkdir(parents=True, exist_ok=True)
-    args.log.parent.mkdir(parents=True, exist_ok=True)
-    metrics, status_file = out / METRICS_FILE, out / "status.json"
-    requeued = int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) > 0
-    for stale in [metrics, status_file, *([] if requeued else out.glob("checkpoint*.pt"))]:
-        stale.unlink(missing_ok=True)
-
     preset = ["--config", args.preset] if args.preset else []
     command = [
         *shlex.split(args.launcher),
@@ -84,6 +150,21 @@ def main(argv: list[str] | None = None) -> int:
         *args.settings,
         "resume=true",
     ]
+    try:
+        lock_fd = acquire_cell_lock(out, shlex.join(command))  # held until this process and the CLI end
+    except CellLocked as exc:
+        print(f"run_cell: {exc}", file=sys.stderr)
+        return EXIT_LOCKED
+    args.log.parent.mkdir(parents=True, exist_ok=True)
+    orphans = remove_orphan_tmp_files(out)
+    if orphans:
+        with args.log.open("a") as log:
+            log.write(f"run_cell: removed temporary files of an interrupted run: {', '.join(orphans)}\n")
+    metrics, status_file = out / METRICS_FILE, out / "status.json"
+    requeued = int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) > 0
+    for stale in [metrics, status_file, *([] if requeued else out.glob("checkpoint*.pt"))]:
+        stale.unlink(missing_ok=True)
+
     record = FailureRecord(
         mode=cell.mode,
         error="",
@@ -113,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         with args.log.open("a") as log:
             log.write(f"$ {record.command}\n")
             log.flush()
-            rc = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+            # the CLI inherits the lock: it stays held while training runs, even if this script dies
+            rc = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, env=env, pass_fds=(lock_fd,))
         record.returncode = rc
         if rc != 0:
             record.status, record.error = "failed", tail(args.log) or f"exit code {rc}"
