@@ -123,12 +123,19 @@ def test_hybrid_init_equals_ann_then_reparam(ann_run, tmp_path):
             f"ann_checkpoint={ann_out}/checkpoint.pt",
             "lr=5e-4",
             "weight_decay=5e-4",
+            "hybrid_init=exact",
         )
         == 0
     )
     m = check_outputs(out, "hybrid", 2)
-    # exact initialization with Q = T·L: the converted LM-HT network predicts like the QCFS ANN
+    # our exact initialization with Q = T·L: the converted LM-HT network predicts like the QCFS ANN
     assert m["init_top1"] == pytest.approx(m["ann_top1"])
+    assert m["variants"] == {
+        "tgim_param": "sigmoid",
+        "hybrid_init": "exact",
+        "if_gradient": "bptt",
+        "frame_input": "mean",
+    }
     assert m["ann_top1"] == pytest.approx(read_metrics(ann_out)["top1"])
     tgim = json.loads((out / "tgim.json").read_text())
     layer = next(iter(tgim.values()))
@@ -144,6 +151,14 @@ def test_hybrid_init_equals_ann_then_reparam(ann_run, tmp_path):
     assert r["top1"] == r["reparam"]["after"]["top1"]
     assert r["reparam"]["agreement"] > 90
     assert abs(r["reparam"]["after"]["top1"] - r["reparam"]["before"]["top1"]) <= 5
+
+
+def test_hybrid_default_is_the_papers_algorithm_1(ann_run, tmp_path):
+    cfg, ann_out = ann_run
+    out = tmp_path / "hybrid"
+    assert run_cli("hybrid", "-c", cfg, "-o", out, f"ann_checkpoint={ann_out}/checkpoint.pt", "epochs=0") == 0
+    m = read_metrics(out)
+    assert m["variants"]["hybrid_init"] == "algorithm1" and m["config"]["hybrid_init"] == "algorithm1"
 
 
 @pytest.mark.parametrize("neuron", ["lmht", "mht", "if", "lif", "relu", "qcfs"])
@@ -191,7 +206,10 @@ def test_defaults_cover_the_schema_and_presets_resolve():
     c100 = resolve_config("direct", "cifar100")
     assert (c100["dataset"], c100["cutout"], c100["lr"], c100["batch_size"]) == ("cifar100", 12, 0.025, 64)
     assert c100["optimizer"] == "sgd" and c100["nesterov"] and c100["epochs"] == 300
-    assert c100["threshold"] is None and c100["v_init"] == 0.0 and c100["tgim_init"] == "uniform"
+    from lmht.build import neuron_kwargs
+
+    assert c100["threshold"] is None and neuron_kwargs(c100)["v_init"] == 0.0 and c100["tgim_init"] == "uniform"
+    assert c100["tgim_param"] == "sigmoid" and c100["hybrid_init"] == "algorithm1"
     assert resolve_config("direct", "cifar10")["cutout"] == 16
     hyb = resolve_config("hybrid", "cifar100")
     assert (hyb["epochs"], hyb["lr"], hyb["weight_decay"]) == (30, 5e-4, 5e-4)
