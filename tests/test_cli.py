@@ -208,7 +208,9 @@ def test_defaults_cover_the_schema_and_presets_resolve():
     assert c100["optimizer"] == "sgd" and c100["nesterov"] and c100["epochs"] == 300
     from lmht.build import neuron_kwargs
 
-    assert c100["threshold"] is None and neuron_kwargs(c100)["v_init"] == 0.0 and c100["tgim_init"] == "uniform"
+    assert (
+        c100["threshold"] is None and neuron_kwargs(c100)["v_init"] == 0.0 and c100["tgim_init"] == "uniform"
+    )
     assert c100["tgim_param"] == "sigmoid" and c100["hybrid_init"] == "algorithm1"
     assert resolve_config("direct", "cifar10")["cutout"] == 16
     hyb = resolve_config("hybrid", "cifar100")

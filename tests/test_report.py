@@ -79,14 +79,14 @@ def browse(page: Path, tmp_path: Path, width: int = 1280) -> dict:
 
 @pytest.fixture(scope="module")
 def report_dir(tmp_path_factory):
-    from lmht.experiment.results import aggregate, load_suite, report
+    from lmht.experiment.results import aggregate, build_report, load_suite
     from lmht.experiment.results.plots import plots
 
     root = tmp_path_factory.mktemp("report")
     config = fixture_suite(root / "results")
     aggregate(config, "fixture", CLAIMS, root / "tables")
     plots(load_suite(config, "fixture", CLAIMS), root / "figures")
-    report(config, "fixture", CLAIMS, root / "figures", root / "report.html")
+    build_report(config, "fixture", CLAIMS, root / "figures", root / "report.html")
     return root
 
 
@@ -141,7 +141,7 @@ def test_report_script_writes_the_page(report_dir, tmp_path):
 
 def test_report_of_a_suite_where_nothing_ran(tmp_path):
     """No run record at all: every table, figure and the report still build and say what is missing."""
-    from lmht.experiment.results import aggregate, load_suite, report
+    from lmht.experiment.results import aggregate, build_report, load_suite
     from lmht.experiment.results.plots import plots
 
     config = fixture_suite(tmp_path / "results")
@@ -149,5 +149,5 @@ def test_report_of_a_suite_where_nothing_ran(tmp_path):
         path.unlink()
     aggregate(config, "fixture", CLAIMS, tmp_path / "tables")
     plots(load_suite(config, "fixture", CLAIMS), tmp_path / "figures")
-    page = report(config, "fixture", CLAIMS, tmp_path / "figures", tmp_path / "report.html").read_text()
+    page = build_report(config, "fixture", CLAIMS, tmp_path / "figures", tmp_path / "report.html").read_text()
     assert "0 finished" in page and "not answered" in page

@@ -5,6 +5,7 @@ repository's results/ is never touched. The end-to-end smoke run is marked slow 
 2 CPU cores).
 """
 
+import html
 import json
 import os
 import subprocess
@@ -136,7 +137,9 @@ def test_dry_run(tmp_path, suite):
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     config["seeds"] = None
     expected = Counter(MODES[c.mode].rule for c in suite_cells(config, suite))
-    expected.update(dataset_info=len(suite_datasets(config, suite)), aggregate=1, plots=1, all=1)
+    expected.update(
+        dataset_info=len(suite_datasets(config, suite)), aggregate=1, plots=1, report_html=1, all=1
+    )
     expected.update({f"prepare_{d}": 1 for d in suite_datasets(config, suite) if d in PREPARED_DATASETS})
     counts = job_counts(res.stdout + res.stderr)
     assert counts.pop("total") == sum(expected.values())
@@ -473,11 +476,13 @@ def test_smoke_suite_end_to_end(smoke_run):
             assert (suite / "tables" / f"{name}.{ext}").exists()
     for name in FIGURES:
         assert (suite / "figures" / f"{name}.png").stat().st_size > 1000
+    from lmht.experiment import suite_cells
+
+    expected = len(suite_cells(yaml.safe_load((REPO / "config.yaml").read_text()), "smoke"))
     cells = pd.read_csv(suite / "tables" / "cells.csv")
-    assert len(cells) == 12 and set(cells["status"]) == {"ok"}, cells[["cell", "status", "reason"]]
-    assert (
-        len(pd.read_csv(suite / "tables" / "runs.csv")) == 12 and (suite / "report.html").stat().st_size > 0
-    )
+    assert len(cells) == expected and set(cells["status"]) == {"ok"}, cells[["cell", "status", "reason"]]
+    runs = pd.read_csv(suite / "tables" / "runs.csv")
+    assert len(runs) == expected and (suite / "report.html").stat().st_size > 0
     assert (suite / "tables" / "failed_cells.txt").read_text() == ""
     ann = suite / "runs" / "synthetic" / "lmht_fmnist_cnn" / "ann_Q4" / "seed0"
     for f in ("metrics.json", "checkpoint.pt", "status.json", "run.log", "benchmark.tsv", "train_log.csv"):
@@ -491,7 +496,7 @@ def test_smoke_report(smoke_run):
     """The DAG builds the suite's report; Snakemake's own report holds the catalog's sections too."""
     page = (smoke_run / "results" / "smoke" / "report.html").read_text()
     for title in SECTIONS.values():
-        assert title.split(":")[0] in page
+        assert html.escape(title.split(":")[0]) in page
     res = snakemake(
         "--config", "suite=smoke", "--report", "results/smoke/snakemake-report.html", cwd=smoke_run
     )
@@ -523,9 +528,9 @@ def test_failed_cells_reach_the_tables(smoke_run):
     tables = smoke_run / "results" / "smoke" / "tables"
     cells = pd.read_csv(tables / "cells.csv")
     reparam = cells[cells["mode"] == "reparam"]
-    assert len(reparam) == 2 and set(reparam["status"]) == {"not run"}
+    assert len(reparam) >= 2 and set(reparam["status"]) == {"not run"}
     assert all("epochs" in r for r in reparam["reason"])
     assert set(cells[cells["mode"] != "reparam"]["status"]) == {"ok"}
-    assert len((tables / "failed_cells.txt").read_text().split()) == 2
+    assert len((tables / "failed_cells.txt").read_text().split()) == len(reparam)
     orderings = pd.read_csv(tables / "orderings.csv")
     assert set(orderings[orderings["family"] == "reparam_keeps_accuracy"]["verdict"]) == {"not run"}

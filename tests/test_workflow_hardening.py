@@ -18,6 +18,8 @@ import yaml
 from workflow_utils import REPO, SCRIPTS, snakemake
 
 RUN_CELL = SCRIPTS / "run_cell.py"
+#: a cell folder as the workflow lays it out (run_cell reads the mode from the cell name)
+CELL = Path("results", "runs", "synthetic", "lmht_fmnist_cnn", "direct-lmht_L2_T2_uniform", "seed0")
 GRID = {"name": "g", "datasets": ["synthetic"], "archs": ["lmht_fmnist_cnn"], "methods": ["direct-lmht"]}
 
 
@@ -25,8 +27,6 @@ def run_cell_command(cell: Path, launcher: str, *extra: str) -> list[str]:
     return [
         sys.executable,
         str(RUN_CELL),
-        "--mode",
-        "direct",
         "--out",
         str(cell),
         "--log",
@@ -56,7 +56,7 @@ def _lock_holder(cell: Path) -> dict:
 @pytest.fixture
 def busy_cell(tmp_path):
     """A cell whose run is in progress: run_cell with a launcher that sleeps (writes its pid first)."""
-    cell = tmp_path / "results" / "cell"
+    cell = tmp_path / CELL
     pidfile = tmp_path / "child.pid"
     script = tmp_path / "sleeper.py"
     script.write_text(
@@ -83,7 +83,7 @@ def test_second_run_on_the_same_cell_fails_fast_naming_the_first(busy_cell, tmp_
     elsewhere.mkdir()
     ok = f"{sys.executable} -c 'raise SystemExit(\"must not run\")'"
     second = subprocess.run(
-        run_cell_command(Path("..") / "results" / "cell", ok),  # relative path, other working directory
+        run_cell_command(Path("..") / CELL, ok),  # relative path, other working directory
         cwd=elsewhere,
         capture_output=True,
         text=True,
@@ -125,8 +125,8 @@ def _proc_state(pid: int) -> str:
 
 
 def test_orphan_tmp_files_of_a_killed_run_are_removed(tmp_path):
-    cell = tmp_path / "cell"
-    cell.mkdir()
+    cell = tmp_path / CELL
+    cell.mkdir(parents=True)
     orphans = [".checkpoint.pt.x1y2.tmp", "status.json.tmp", ".metrics.json.abc.tmp"]
     for name in orphans:
         (cell / name).write_text("half")
@@ -150,7 +150,7 @@ def _dataset_info(tmp_path: Path, dataset: str, root: str, settings: dict) -> tu
         scriptdir=str(SCRIPTS),
         log=[str(log)],
         wildcards=SimpleNamespace(dataset=dataset),
-        params=SimpleNamespace(data_root=root, settings=settings),
+        params=SimpleNamespace(data_root=root, settings=settings, preset=""),
         output=SimpleNamespace(info=str(tmp_path / "data" / f"{dataset}.json")),
     )
     code = (

@@ -95,7 +95,7 @@ PYTHON = "python" if DeploymentMethod.CONDA in workflow.deployment_settings.depl
 RUN_CELL = (
     f"{PYTHON} {shlex.quote(str(REPO / 'workflow' / 'scripts' / 'run_cell.py'))} --pythonpath {shlex.quote(str(REPO))}"
     f" --on-failure {config['on_failure']} --out $(dirname {{output.metrics:q}}) --log {{log:q}} --threads {{threads}}"
-    " --launcher {params.launcher:q} --preset {params.preset:q} -- {params.args}"
+    " --launcher {params.launcher:q} --preset={params.preset:q} -- {params.args}"
 )
 
 

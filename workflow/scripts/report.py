@@ -13,7 +13,7 @@ import yaml
 
 
 def main(argv: list[str] | None = None) -> int:
-    from lmht.experiment.results import report
+    from lmht.experiment.results import build_report
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--config", required=True, help="the workflow's config.yaml")
@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     config = yaml.safe_load(Path(a.config).read_text())
     config.setdefault("seeds", None)
     figures = a.figures or Path(config["results"]) / a.suite / "figures"
-    report(config, a.suite, config["paper_claims"], figures, a.out)
+    build_report(config, a.suite, config["paper_claims"], figures, a.out)
     return 0
 
 
@@ -32,9 +32,14 @@ if "snakemake" in globals():  # run by the report rule (script: directive)
     smk = globals()["snakemake"]
     sys.path.insert(0, str(Path(smk.scriptdir).parents[1]))  # the repository root (conda deployment)
     with open(smk.log[0], "w") as sys.stderr:
-        from lmht.experiment.results import report
+        from lmht.experiment.results import build_report
 
-        report(smk.config, smk.wildcards.suite, smk.input.claims, Path(smk.input.figures[0]).parent,
-               smk.output.html)
+        build_report(
+            smk.config,
+            smk.wildcards.suite,
+            smk.input.claims,
+            Path(smk.input.figures[0]).parent,
+            smk.output.html,
+        )
 elif __name__ == "__main__":
     sys.exit(main())

@@ -6,7 +6,7 @@
 * :func:`build_tables` builds every table of :data:`lmht.experiment.catalog.TABLES` with its builder;
 * :func:`aggregate` writes them (CSV, Markdown, LaTeX, HTML; ``render``) with ``runs.csv``, the per-run
   table every other table is computed from, and ``failed_cells.txt``;
-* ``plots.plots`` draws the figures; :func:`report` writes the HTML report.
+* ``plots.plots`` draws the figures; :func:`build_report` writes the HTML report.
 
 Modules: ``names`` (the paper's names, labels), ``load``, ``stats`` (CIs, verdicts, power), ``compare``
 (orderings, variants), ``paper`` (claims, Tables 1-4, S1, cells), ``questions`` (the open questions),
@@ -31,7 +31,7 @@ from .load import Suite, load_runs, summarize, write_runs
 from .paper import claims_table
 from .render import Table, write_table
 
-__all__ = ["aggregate", "build_tables", "load_suite", "report"]
+__all__ = ["aggregate", "build_report", "build_tables", "load_suite"]
 
 RUNS_FILE = "runs.csv"
 FAILED_FILE = "failed_cells.txt"
@@ -67,7 +67,7 @@ def aggregate(
     return {name: t.df for name, t in tables.items()}
 
 
-def report(
+def build_report(
     config: Mapping[str, Any], suite: str, claims_csv: str | Path, figures_dir: str | Path, out: str | Path
 ) -> Path:
     """Write the suite's HTML report (``report.write_report``) from its cells and figures."""
