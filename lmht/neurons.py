@@ -1,22 +1,15 @@
 """Spiking neurons (multi-step, ``x_seq [T, B, ...] -> [T, B, ...]``) and the QCFS activation.
 
-* ``LMHTNeuron`` — the Learnable Multi-hierarchical Threshold neuron (Hao et al., NeurIPS 2024,
-  Eqs. 5-9): L threshold levels, a learnable T×T Temporal-Global Information Matrix (T-GIM) and a
-  learnable leak. Because the T-GIM mixes *all* steps (it is not causal), the neuron only exists in
-  multi-step form.
-* ``IFNeuron`` — vanilla integrate-and-fire (``leak < 1``: LIF), spikes ``{0, θ}``, trained with full
-  BPTT through the membrane and the reset by default (the authors' baseline).
-* ``SingleThresholdNeuron`` — what ``LMHTNeuron.to_single_threshold()`` returns: an IF neuron over
-  T·L steps with the expanded T-GIM and a per-step leak schedule (Sec. 4.4, reparameterization).
-* ``QCFS`` — the quantized ANN activation that LM-HT is equivalent to (Theorem 4.4).
+``LMHTNeuron`` (Hao et al., NeurIPS 2024, Eqs. 5-9: L levels, T-GIM, learnable leak; multi-step only),
+``IFNeuron`` (vanilla IF, ``leak < 1``: LIF; full BPTT by default, the authors' baseline),
+``SingleThresholdNeuron`` (``LMHTNeuron.to_single_threshold()``: IF over T·L steps, Sec. 4.4) and
+``QCFS`` (the quantized ANN activation LM-HT is equivalent to, Theorem 4.4). Spikes are
+``{0, θ, …, Lθ}`` (level k fires when ``v ≥ fl(k·θ)``); θ is fixed. ``create_neuron(name, ...)``
+builds ``lmht``, ``mht`` (no T-GIM, fixed λ), ``if`` and ``lif`` by name.
 
-Outputs are in units of the threshold: values ``{0, θ, …, Lθ}`` (level k fires when ``v ≥ fl(k·θ)``,
-``lmht.functional.staircase``). The threshold is fixed. ``create_neuron(name, ...)`` builds neurons by
-name: ``lmht``, ``mht`` (LM-HT without T-GIM or learnable leak), ``if``, ``lif``.
-
-Defaults are the paper's method; our own variants are named arguments:
-``LMHTNeuron(tgim_param="direct")`` (unbounded Ω, can represent the identity) and
-``IFNeuron(gradient="detached")`` (the recurrence and the reset cut, like LM-HT's STBP).
+Defaults are the paper's method; our variants are named arguments: ``LMHTNeuron(tgim_param="direct")``
+(unbounded Ω, can represent the identity) and ``IFNeuron(gradient="detached")`` (recurrence and reset
+cut, like LM-HT's STBP).
 """
 
 from __future__ import annotations

@@ -120,7 +120,7 @@ def test_backend_matches_plain_surrogates_leaks_tgim_thresholds(name, variant):
 
 @pytest.mark.parametrize("name", [b for b in FAST if b != "compile"])
 def test_backend_float64(name):
-    # not compile: on CPU it rounds a float64 leaky charge twice (see lmht.backends.compiled), and
+    # not compile: on CPU it rounds a float64 leaky charge twice (see lmht.kernels.compiled), and
     # compiling a float64 specialisation costs ~40 s on a cold cache for no training use
     _assert_matches_plain(name, _case(dtype=torch.float64, L=3, T=4, threshold=0.4))
 

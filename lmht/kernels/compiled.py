@@ -140,7 +140,7 @@ def _make_backward(spec: _GradSpec):
             if carry is None:
                 grad_currents[t] = grad[t] * slope
             else:
-                grad_currents[t] = torch.addcmul(carry, grad[t] - carry, slope)
+                grad_currents[t] = torch.lerp(carry, grad[t], slope)  # c + σ'(g − c); exact for 0/1
             if fwd.bptt:
                 carry = grad_currents[t] * leak[t] if has_leak else grad_currents[t]
         grad_current = torch.stack(grad_currents)

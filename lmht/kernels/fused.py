@@ -20,6 +20,8 @@ gradients equal the ``plain`` path's (gradients to round-off).
 
 from __future__ import annotations
 
+import threading
+
 import torch
 
 from lmht.functional import FireConstants, NeuronParams, fire_constants
@@ -49,6 +51,22 @@ CUDA_CHUNK = 1 << 22
 
 def _chunk_size(x: torch.Tensor) -> int:
     return min(x.shape[1], CUDA_CHUNK if x.is_cuda else CHUNK)
+
+
+_WORKSPACE = threading.local()
+
+
+def _scratch(rows: int, chunk: int, like: torch.Tensor) -> torch.Tensor:
+    """A ``[rows, chunk]`` scratch buffer. On CPU it is a view of a per-thread buffer kept between calls
+    (``(T + 4) · CHUNK`` floats at most), so a call pays no fresh pages for its scratch; CUDA's caching
+    allocator already reuses memory. Valid until the next call of this thread."""
+    if like.device.type != "cpu" or torch.compiler.is_compiling():
+        return torch.empty((rows, chunk), dtype=like.dtype, device=like.device)
+    cache = _WORKSPACE.__dict__.setdefault("buffers", {})
+    buffer = cache.get(like.dtype)
+    if buffer is None or buffer.numel() < rows * chunk:
+        buffer = cache[like.dtype] = torch.empty(rows * chunk, dtype=like.dtype)
+    return buffer[: rows * chunk].view(rows, chunk)
 
 
 def _fire(v, c: FireConstants, levels: int, out, clipped, upper):
@@ -100,10 +118,10 @@ class _FusedNeuron(torch.autograd.Function):
         spikes = torch.empty((steps, n), dtype=x.dtype, device=x.device)
         v_last = torch.empty((n,), dtype=x.dtype, device=x.device)
         chunk = _chunk_size(x)
-        v, clipped, upper = torch.empty((3, chunk), dtype=x.dtype, device=x.device).unbind(0)
+        v, clipped, upper = _scratch(3, chunk, x).unbind(0)
         mix = None if tgim is None else tgim.to(x.dtype)
         buffer = staging(x, chunk) if mix is not None else None
-        start = x.new_full((chunk,), params.v_init * params.threshold)  # v_0
+        start = x.new_full((1,), params.v_init * params.threshold).expand(chunk)  # v_0, no buffer
         leaks = [None] * steps if leak_seq is None else leak_seq.unbind(0)
         for a, b in spans(n, chunk):
             out = spikes[:, a:b]
@@ -133,11 +151,12 @@ class _FusedNeuron(torch.autograd.Function):
             grad_current = torch.empty((steps, n), **like)
         else:
             tgim = tgim.to(x.dtype)
-            buffer = torch.empty((steps, chunk), **like)  # I_t of the chunk, then dL/dI_t
             grad_x = torch.empty((steps, n), **like) if need_x else None
             grad_tgim = torch.zeros((steps, steps), **like) if need_tgim else None
+        scratch = _scratch(4 + steps, chunk, x)
+        buffer = scratch[4:]  # with Ω: I_t of the chunk, then dL/dI_t
         parts = spans(n, chunk)
-        sweep = _Sweep(ctx.params, ctx.surrogate, steps, chunk, need_leak, leak_seq, like)
+        sweep = _Sweep(ctx.params, ctx.surrogate, steps, scratch[:4], need_leak, leak_seq, like)
         leak_parts = torch.empty((len(parts), steps), **like) if need_leak else None
         x_buffer = staging(x, chunk) if tgim is not None else None
         for k, (a, b) in enumerate(parts):
@@ -164,20 +183,20 @@ class _FusedNeuron(torch.autograd.Function):
 
 
 class _Sweep:
-    """The backward time loops over one chunk, with their chunk-sized scratch rows.
+    """The backward time loops over one chunk, with their chunk-sized scratch ``rows [4, chunk]``.
 
     Each writes ``dL/du_t`` (= ``dL/dI_t``) into ``out`` (``[T, m]``; may alias ``currents``) and, when
     the leak is learned, ``dL/dλ_t``'s part of the chunk into ``leak_part [T]``.
     """
 
-    def __init__(self, params: NeuronParams, surrogate: Surrogate, steps: int, chunk: int, need_leak: bool,
-                 leak_seq, like: dict):
+    def __init__(self, params: NeuronParams, surrogate: Surrogate, steps: int, rows: torch.Tensor,
+                 need_leak: bool, leak_seq, like: dict):
         self.params, self.surrogate, self.need_leak = params, surrogate, need_leak
         self.leaks = [None] * steps if leak_seq is None else leak_seq.unbind(0)
         self.lo, self.hi = Surrogate.window(params.threshold, params.levels)
         self.v_start = params.v_init * params.threshold
-        self.start = torch.full((chunk,), self.v_start, **like)
-        self.v, self.v_prev, self.scratch, self.carry = torch.empty((4, chunk), **like).unbind(0)
+        self.start = torch.full((1,), self.v_start, **like).expand(rows.shape[1])
+        self.v, self.v_prev, self.scratch, self.carry = rows.unbind(0)
 
     def _slope(self, v, m: int):
         """``σ'(v)`` for a chunk of ``m`` neurons; the rectangle is a float mask in scratch."""
@@ -212,15 +231,13 @@ class _Sweep:
             _charge(current, self.start[:m] if t == 0 else v_before, leak, out=u_t)
             torch.sub(u_t, s_t, out=v_before)
         carry = None
-        diff = self.v[:m]
         for t in reversed(range(len(rows_out))):
             u_t, g_t = rows_out[t], grad[t]
             slope = self._slope(u_t, m)
             if carry is None:
                 torch.mul(g_t, slope, out=u_t)
-            else:
-                torch.sub(g_t, carry, out=diff)
-                torch.addcmul(carry, diff, slope, out=u_t)
+            else:  # c + σ'·(g − c) in one op; a 0/1 mask selects g or c exactly
+                torch.lerp(carry, g_t, slope, out=u_t)
             if self.need_leak:
                 if t > 0:
                     torch.sub(rows_out[t - 1], spikes[t - 1], out=v_before)  # v_{t-1} (row t-1 is u still)

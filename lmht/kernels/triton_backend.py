@@ -166,7 +166,11 @@ if triton is not None:
                 gi_ptrs -= n
                 u = tl.load(gi_ptrs, mask=mask, other=0.0)
                 g = tl.load(g_ptrs, mask=mask, other=0.0)
-                grad_u = carry + (g - carry) * _slope(u, threshold, levels, lo, hi, SURROGATE)
+                slope = _slope(u, threshold, levels, lo, hi, SURROGATE)
+                if SURROGATE == 0:  # a 0/1 window: select g or c exactly
+                    grad_u = tl.where(slope > 0.0, g, carry)
+                else:
+                    grad_u = carry + (g - carry) * slope
                 if NEED_LEAK:  # v_{t-1} = u_{t-1} - s_{t-1}: row t-1 of GI still holds u_{t-1}
                     earlier = mask & (t > 0)
                     u_before = tl.load(gi_ptrs - n, mask=earlier, other=0.0)
