@@ -245,6 +245,8 @@ _INTERPRETER_CHECK = textwrap.dedent("""
             tb._assert_boundary_rule("triton-interpreter", threshold, levels)
     for case in tb.IF_CASES:
         tb._assert_if_bptt_matches_hand_loop("triton-interpreter", *case)
+    for threshold, levels in tb.WINDOW_CASES:
+        tb._assert_window_rule("triton-interpreter", threshold, levels, bptt=levels == 1)
     print("ok", len(cases))
 """)
 
@@ -392,6 +394,28 @@ def _assert_boundary_rule(name, threshold, levels, dtype=torch.float32):
 @pytest.mark.parametrize("levels", BOUNDARY_LEVELS)
 def test_level_boundaries_fire_at_fl_k_theta(name, threshold, levels):
     _assert_boundary_rule(name, threshold, levels)
+
+
+#: (θ, L) whose surrogate window [0.5θ, (L + 0.5)θ] is checked at its bounds
+WINDOW_CASES = ((1.0, 1), (0.37, 2), (2.0 / 3.0, 3))
+
+
+def _assert_window_rule(name, threshold, levels, bptt=False, dtype=torch.float32):
+    """dL/dv = 1 on the closed window [0.5θ, (L + 0.5)θ] (bounds rounded in the dtype), 0 just outside."""
+    lo, hi = (torch.tensor(b, dtype=dtype) for b in (0.5 * threshold, (levels + 0.5) * threshold))
+    v = torch.stack([lo, hi, torch.nextafter(lo, torch.tensor(-1.0, dtype=dtype)),
+                     torch.nextafter(hi, torch.tensor(1e9, dtype=dtype)), (lo + hi) / 2])
+    v = v.unsqueeze(0).requires_grad_(True)  # T = 1: the membrane is the input
+    spikes, _ = get_backend(name)(v, NeuronParams(levels, threshold, 0.0, bptt), None, None,
+                                  create_surrogate("rectangle"))
+    spikes.sum().backward()
+    assert v.grad[0].tolist() == [1.0, 1.0, 0.0, 0.0, 1.0], (name, threshold, levels, v.grad)
+
+
+@pytest.mark.parametrize("name", ["plain", *FAST])
+@pytest.mark.parametrize("case", WINDOW_CASES, ids=lambda c: f"theta={c[0]:.3g}-L={c[1]}")
+def test_surrogate_window_is_closed_in_every_backend(name, case):
+    _assert_window_rule(name, *case, bptt=case[1] == 1)
 
 
 def test_boundary_rule_differs_from_floor_division():

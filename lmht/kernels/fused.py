@@ -89,6 +89,19 @@ def _fire(v, c: FireConstants, levels: int, out, clipped, upper):
     return out if c.threshold == 1.0 else out.mul_(c.threshold)
 
 
+#: ``grad · [lo < v < hi]`` in one vectorized ATen op (the backward of ``hardtanh``)
+_WINDOW = torch.ops.aten.hardtanh_backward.grad_input
+
+
+def _open_window(threshold: float, levels: int, dtype: torch.dtype) -> tuple[float, float]:
+    """Bounds ``(lo⁻, hi⁺)`` with ``lo⁻ < v < hi⁺`` exactly when ``lo ≤ v ≤ hi`` in ``dtype``, for the
+    rectangular surrogate's closed window ``[lo, hi]`` (``Surrogate.window``; both rounded to ``dtype``
+    as ATen rounds a Python scalar): the next floats outward."""
+    lo, hi = (torch.tensor(bound, dtype=dtype) for bound in Surrogate.window(threshold, levels))
+    return (float(torch.nextafter(lo, torch.tensor(-torch.inf, dtype=dtype))),
+            float(torch.nextafter(hi, torch.tensor(torch.inf, dtype=dtype))))
+
+
 def _charge(current, v_prev, leak, out):
     """``u = λ·v_prev + I`` (``λ = 1`` when ``leak`` is None), the op the plain path uses too."""
     if leak is None:
@@ -104,9 +117,10 @@ class _FusedNeuron(torch.autograd.Function):
     (row t is read before s_t lands). The backward pass recomputes ``I`` of a chunk into a ``[T, chunk]``
     buffer and overwrites it with ``dL/dI`` (BPTT: first with ``u_t``, then, in reverse time, with
     ``dL/du_t``), then applies Ωᵀ into the ``dL/dx`` output, so beyond its outputs it allocates only
-    chunk-sized buffers. The rectangular surrogate's window is a clamp and an equality test into a
-    float mask; the gradient of the unused final membrane is never materialized; a step expanded over
-    T (direct encoding) is staged per chunk for BLAS.
+    chunk-sized buffers. The rectangular surrogate's window is one op (``hardtanh``'s backward with the
+    bounds moved one float outward: no ``where`` or bool masks, whose per-element branches are 5-20×
+    slower on CPU); the gradient of the unused final membrane is never materialized; a step expanded
+    over T (direct encoding) is staged per chunk for BLAS.
     """
 
     @staticmethod
@@ -167,9 +181,12 @@ class _FusedNeuron(torch.autograd.Function):
                 x_chunk = dense(x_chunk, x_buffer)
                 grad_chunk = buffer[:, : b - a]
                 currents = torch.mm(tgim, x_chunk, out=grad_chunk)
-            run = sweep.bptt if ctx.params.bptt else sweep.stbp
             leak_part = None if leak_parts is None else leak_parts[k]
-            run(currents, grad_chunk, grad[:, a:b], spikes[:, a:b], leak_part)
+            if ctx.params.bptt:  # u_t in a cache-resident buffer (with Ω: grad_chunk is that buffer)
+                membranes = grad_chunk if tgim is not None else buffer[:, : b - a]
+                sweep.bptt(currents, grad_chunk, grad[:, a:b], spikes[:, a:b], leak_part, membranes)
+            else:
+                sweep.stbp(currents, grad_chunk, grad[:, a:b], spikes[:, a:b], leak_part)
             if tgim is not None:
                 if need_x:
                     torch.mm(tgim.t(), grad_chunk, out=grad_x[:, a:b])
@@ -193,18 +210,23 @@ class _Sweep:
                  need_leak: bool, leak_seq, like: dict):
         self.params, self.surrogate, self.need_leak = params, surrogate, need_leak
         self.leaks = [None] * steps if leak_seq is None else leak_seq.unbind(0)
-        self.lo, self.hi = Surrogate.window(params.threshold, params.levels)
+        self.lo, self.hi = _open_window(params.threshold, params.levels, like["dtype"])
         self.v_start = params.v_init * params.threshold
         self.start = torch.full((1,), self.v_start, **like).expand(rows.shape[1])
+        self.one = torch.ones((1,), **like).expand(rows.shape[1])
         self.v, self.v_prev, self.scratch, self.carry = rows.unbind(0)
 
     def _slope(self, v, m: int):
-        """``σ'(v)`` for a chunk of ``m`` neurons; the rectangle is a float mask in scratch."""
-        if self.surrogate.binary:  # rectangle: [lo <= v <= hi]; v inside is left unchanged by the clamp
-            mask = self.scratch[:m]
-            torch.clamp(v, self.lo, self.hi, out=mask)
-            return torch.eq(mask, v, out=mask)
+        """``σ'(v)`` for a chunk of ``m`` neurons; the rectangle is a float 0/1 mask in scratch."""
+        if self.surrogate.binary:  # rectangle: [lo <= v <= hi]
+            return _WINDOW(self.one[:m], v, self.lo, self.hi, grad_input=self.scratch[:m])
         return self.surrogate.grad(v, self.params.threshold, self.params.levels)
+
+    def _masked(self, g, v, m: int, out):
+        """``g · σ'(v)`` into ``out``: one op for the rectangle."""
+        if self.surrogate.binary:
+            return _WINDOW(g, v, self.lo, self.hi, grad_input=out)
+        return torch.mul(g, self._slope(v, m), out=out)
 
     def stbp(self, currents, out, grad, spikes, leak_part):
         """Detached recurrence: one forward sweep, ``dL/du_t = g_t σ'(u_t)``."""
@@ -214,36 +236,35 @@ class _Sweep:
                    strict=True)
         for t, (current, out_t, g_t, s_t, leak) in enumerate(rows):
             _charge(current, self.start[:m] if t == 0 else v_before, leak, out=v_now)
-            torch.mul(g_t, self._slope(v_now, m), out=out_t)
+            self._masked(g_t, v_now, m, out_t)
             if self.need_leak:
                 self._leak_part(out_t, v_before, t, leak_part)
             torch.sub(v_now, s_t, out=v_before)
 
-    def bptt(self, currents, out, grad, spikes, leak_part):
-        """Full BPTT: recompute ``u_t`` into ``out``, then ``dL/du_t = c_t + (g_t − c_t) σ'(u_t)`` in
-        reverse time with the carry ``c_t = λ_{t+1} dL/du_{t+1}`` (``c_T = 0``: the final membrane is
-        unused)."""
+    def bptt(self, currents, out, grad, spikes, leak_part, membranes):
+        """Full BPTT: recompute ``u_t`` into ``membranes [T, m]`` (may be ``out``), then
+        ``dL/du_t = c_t + (g_t − c_t) σ'(u_t)`` into ``out`` in reverse time with the carry
+        ``c_t = λ_{t+1} dL/du_{t+1}`` (``c_T = 0``: the final membrane is unused)."""
         m = out.shape[1]
         v_before = self.v_prev[:m]
-        rows_out = out.unbind(0)
-        for t, (current, u_t, s_t, leak) in enumerate(zip(currents.unbind(0), rows_out, spikes.unbind(0),
+        rows_u, rows_out = membranes.unbind(0), out.unbind(0)
+        for t, (current, u_t, s_t, leak) in enumerate(zip(currents.unbind(0), rows_u, spikes.unbind(0),
                                                           self.leaks, strict=True)):
             _charge(current, self.start[:m] if t == 0 else v_before, leak, out=u_t)
             torch.sub(u_t, s_t, out=v_before)
         carry = None
         for t in reversed(range(len(rows_out))):
-            u_t, g_t = rows_out[t], grad[t]
-            slope = self._slope(u_t, m)
+            u_t, g_t, out_t = rows_u[t], grad[t], rows_out[t]
             if carry is None:
-                torch.mul(g_t, slope, out=u_t)
+                self._masked(g_t, u_t, m, out_t)
             else:  # c + σ'·(g − c) in one op; a 0/1 mask selects g or c exactly
-                torch.lerp(carry, g_t, slope, out=u_t)
+                torch.lerp(carry, g_t, self._slope(u_t, m), out=out_t)
             if self.need_leak:
                 if t > 0:
-                    torch.sub(rows_out[t - 1], spikes[t - 1], out=v_before)  # v_{t-1} (row t-1 is u still)
-                self._leak_part(u_t, v_before, t, leak_part)
+                    torch.sub(rows_u[t - 1], spikes[t - 1], out=v_before)  # v_{t-1} (row t-1 is u still)
+                self._leak_part(out_t, v_before, t, leak_part)
             leak = self.leaks[t]
-            carry = u_t if leak is None else torch.mul(u_t, leak, out=self.carry[:m])
+            carry = out_t if leak is None else torch.mul(out_t, leak, out=self.carry[:m])
 
     def _leak_part(self, grad_u, v_before, t: int, leak_part):
         if t == 0:
