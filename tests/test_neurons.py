@@ -112,6 +112,39 @@ def test_default_tgim_is_the_papers_sigmoid_form():
         LMHTNeuron(2, 2, tgim_init="identity")
 
 
+@pytest.mark.parametrize("L,T,theta,v_init", [(2, 2, 1.0, 0.0), (4, 3, 0.5, 0.5), (3, 4, 0.37, 0.25)])
+def test_default_lmht_neuron_is_the_papers_equations(L, T, theta, v_init):
+    """``LMHTNeuron(L, T, θ, v_init)`` against a per-step loop written from Sec. 4 (Eqs. 5-9): Ω = 2σ(ω)/T,
+    λ = σ(a) + 0.5, v_{t-1} and the reset detached, level k when v ≥ kθ, ds/dv = 1 on [θ/2, (L+1/2)θ]."""
+    g = _gen(L * 7 + T)
+    neuron = LMHTNeuron(L, T, theta, v_init).double()
+    with torch.no_grad():
+        neuron.tgim_raw.copy_(torch.randn(T, T, generator=g, dtype=torch.float64))
+        neuron.leak_raw.fill_(0.3)
+    x = (torch.rand(T, 40, 3, generator=g, dtype=torch.float64) * 2.5 * theta * L).requires_grad_(True)
+    weights = torch.randn(T, 40, 3, generator=g, dtype=torch.float64)
+    omega = neuron.tgim_raw.detach().clone().requires_grad_(True)
+    a = neuron.leak_raw.detach().clone().requires_grad_(True)
+    lam = torch.sigmoid(a) + 0.5
+    v = torch.full_like(x[0], v_init * theta)
+    spikes = []
+    for t in range(T):
+        current = ((2 * torch.sigmoid(omega[t]) / T).view(T, 1, 1) * x).sum(0)
+        v = lam * v.detach() + current
+        level = sum((v >= k * theta).double() for k in range(1, L + 1))
+        window = ((v >= 0.5 * theta) & (v <= (L + 0.5) * theta)).double()
+        s = (level * theta).detach() + (window * v - (window * v).detach())
+        v = v - s.detach()
+        spikes.append(s)
+    ref = torch.stack(spikes)
+    ref_grads = torch.autograd.grad((ref * weights).sum(), (x, omega, a))
+    out = neuron(x)
+    grads = torch.autograd.grad((out * weights).sum(), (x, neuron.tgim_raw, neuron.leak_raw))
+    assert torch.equal(out, ref.detach())
+    for ours, theirs in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=1e-9, atol=1e-9)
+
+
 def test_direct_tgim_inits_are_exact():
     for T in (1, 2, 5):
         assert torch.equal(LMHTNeuron(2, T, tgim_init="identity", tgim_param="direct").tgim, torch.eye(T))
