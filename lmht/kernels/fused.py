@@ -141,11 +141,11 @@ class _FusedNeuron(torch.autograd.Function):
             out = spikes[:, a:b]
             currents = x[:, a:b] if mix is None else torch.mm(mix, dense(x[:, a:b], buffer), out=out)
             m = b - a
-            v_now, v_prev = v[:m], v_last[a:b]
+            v_now, v_prev, v_0, clip, up = v[:m], v_last[a:b], start[:m], clipped[:m], upper[:m]
             rows = zip(currents.unbind(0), out.unbind(0), leaks, strict=True)
             for t, (current, s_t, leak) in enumerate(rows):
-                _charge(current, start[:m] if t == 0 else v_prev, leak, out=v_now)
-                _fire(v_now, const, params.levels, s_t, clipped[:m], upper[:m])
+                _charge(current, v_0 if t == 0 else v_prev, leak, out=v_now)
+                _fire(v_now, const, params.levels, s_t, clip, up)
                 torch.sub(v_now, s_t, out=v_prev)
         ctx.params, ctx.surrogate = params, surrogate
         return finish_forward(ctx, x_seq, perm, (x, tgim, leak_seq, spikes), spikes, v_last)
@@ -212,31 +212,39 @@ class _Sweep:
         self.leaks = [None] * steps if leak_seq is None else leak_seq.unbind(0)
         self.lo, self.hi = _open_window(params.threshold, params.levels, like["dtype"])
         self.v_start = params.v_init * params.threshold
-        self.start = torch.full((1,), self.v_start, **like).expand(rows.shape[1])
-        self.one = torch.ones((1,), **like).expand(rows.shape[1])
-        self.v, self.v_prev, self.scratch, self.carry = rows.unbind(0)
+        start = torch.full((1,), self.v_start, **like).expand(rows.shape[1])
+        one = torch.ones((1,), **like).expand(rows.shape[1])
+        self.rows = (*rows.unbind(0), start, one)  # v, v_prev, scratch, carry, v_0, 1
+        self.views: dict[int, tuple] = {}
 
-    def _slope(self, v, m: int):
-        """``σ'(v)`` for a chunk of ``m`` neurons; the rectangle is a float 0/1 mask in scratch."""
+    def _rows(self, m: int) -> tuple:
+        """The scratch rows cut to a chunk of ``m`` neurons (cut once per size)."""
+        views = self.views.get(m)
+        if views is None:
+            views = self.views[m] = tuple(row[:m] for row in self.rows)
+        return views
+
+    def _slope(self, v, rows):
+        """``σ'(v)``; the rectangle is a float 0/1 mask in the scratch row."""
         if self.surrogate.binary:  # rectangle: [lo <= v <= hi]
-            return _WINDOW(self.one[:m], v, self.lo, self.hi, grad_input=self.scratch[:m])
+            return _WINDOW(rows[5], v, self.lo, self.hi, grad_input=rows[2])
         return self.surrogate.grad(v, self.params.threshold, self.params.levels)
 
-    def _masked(self, g, v, m: int, out):
+    def _masked(self, g, v, rows, out):
         """``g · σ'(v)`` into ``out``: one op for the rectangle."""
         if self.surrogate.binary:
             return _WINDOW(g, v, self.lo, self.hi, grad_input=out)
-        return torch.mul(g, self._slope(v, m), out=out)
+        return torch.mul(g, self._slope(v, rows), out=out)
 
     def stbp(self, currents, out, grad, spikes, leak_part):
         """Detached recurrence: one forward sweep, ``dL/du_t = g_t σ'(u_t)``."""
-        m = out.shape[1]
-        v_now, v_before = self.v[:m], self.v_prev[:m]
-        rows = zip(currents.unbind(0), out.unbind(0), grad.unbind(0), spikes.unbind(0), self.leaks,
-                   strict=True)
-        for t, (current, out_t, g_t, s_t, leak) in enumerate(rows):
-            _charge(current, self.start[:m] if t == 0 else v_before, leak, out=v_now)
-            self._masked(g_t, v_now, m, out_t)
+        rows = self._rows(out.shape[1])
+        v_now, v_before, v_0 = rows[0], rows[1], rows[4]
+        steps = zip(currents.unbind(0), out.unbind(0), grad.unbind(0), spikes.unbind(0), self.leaks,
+                    strict=True)
+        for t, (current, out_t, g_t, s_t, leak) in enumerate(steps):
+            _charge(current, v_0 if t == 0 else v_before, leak, out=v_now)
+            self._masked(g_t, v_now, rows, out_t)
             if self.need_leak:
                 self._leak_part(out_t, v_before, t, leak_part)
             torch.sub(v_now, s_t, out=v_before)
@@ -245,26 +253,26 @@ class _Sweep:
         """Full BPTT: recompute ``u_t`` into ``membranes [T, m]`` (may be ``out``), then
         ``dL/du_t = c_t + (g_t − c_t) σ'(u_t)`` into ``out`` in reverse time with the carry
         ``c_t = λ_{t+1} dL/du_{t+1}`` (``c_T = 0``: the final membrane is unused)."""
-        m = out.shape[1]
-        v_before = self.v_prev[:m]
-        rows_u, rows_out = membranes.unbind(0), out.unbind(0)
+        rows = self._rows(out.shape[1])
+        v_before, v_0 = rows[1], rows[4]
+        rows_u, rows_out, rows_g = membranes.unbind(0), out.unbind(0), grad.unbind(0)
         for t, (current, u_t, s_t, leak) in enumerate(zip(currents.unbind(0), rows_u, spikes.unbind(0),
                                                           self.leaks, strict=True)):
-            _charge(current, self.start[:m] if t == 0 else v_before, leak, out=u_t)
+            _charge(current, v_0 if t == 0 else v_before, leak, out=u_t)
             torch.sub(u_t, s_t, out=v_before)
         carry = None
         for t in reversed(range(len(rows_out))):
-            u_t, g_t, out_t = rows_u[t], grad[t], rows_out[t]
+            u_t, g_t, out_t = rows_u[t], rows_g[t], rows_out[t]
             if carry is None:
-                self._masked(g_t, u_t, m, out_t)
+                self._masked(g_t, u_t, rows, out_t)
             else:  # c + σ'·(g − c) in one op; a 0/1 mask selects g or c exactly
-                torch.lerp(carry, g_t, self._slope(u_t, m), out=out_t)
+                torch.lerp(carry, g_t, self._slope(u_t, rows), out=out_t)
             if self.need_leak:
                 if t > 0:
                     torch.sub(rows_u[t - 1], spikes[t - 1], out=v_before)  # v_{t-1} (row t-1 is u still)
                 self._leak_part(out_t, v_before, t, leak_part)
             leak = self.leaks[t]
-            carry = out_t if leak is None else torch.mul(out_t, leak, out=self.carry[:m])
+            carry = out_t if leak is None else torch.mul(out_t, leak, out=rows[3])
 
     def _leak_part(self, grad_u, v_before, t: int, leak_part):
         if t == 0:
