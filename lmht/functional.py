@@ -147,9 +147,9 @@ class FireConstants(NamedTuple):
     Attributes:
         threshold: θ rounded to the dtype (what ATen, Triton and inductor multiply by).
         top: ``fl(L·θ)``, the highest level's boundary; ``v`` is clamped to ``[0, top]`` first.
-        inverse: a multiplier ``≤ 1/θ`` with ``⌊v·inverse⌋`` equal to the level or one below it, for
-            ``0 ≤ v ≤ top`` (``1/θ`` exactly when θ is a power of two).
-        exact: True when ``⌊v·inverse⌋`` is the level itself (θ a power of two), so no correction.
+        inverse: the multiplier ``c`` of the level estimate ``⌊fl(v·c)⌋`` for ``0 ≤ v ≤ top``.
+        exact: True when the estimate is the level itself; False when it is the level or one below
+            (then one comparison with ``fl((k̂+1)·θ)`` corrects it).
     """
 
     threshold: float
@@ -158,32 +158,51 @@ class FireConstants(NamedTuple):
     exact: bool
 
 
+#: multipliers tried on each side of fl(1/θ), in ulps, for an exact level estimate
+_SEARCH_ULPS = 64
+
+
 @functools.lru_cache(maxsize=256)
 def fire_constants(threshold: float, levels: int, dtype: torch.dtype) -> FireConstants:
     """The constants of ``staircase`` for ``(θ, L)`` in ``dtype`` (see ``FireConstants``).
 
-    Why ``inverse`` works: with ``u`` the unit round-off, ``fl(1/θ)`` moved down by 8 ulps is at most
-    ``(1 − 5u)/θ``, so for ``v < fl((k+1)θ) ≤ (k+1)θ(1 + u)`` the rounded product ``v·inverse`` stays
-    below ``k + 1``; and it is at least ``k(1 − 20u) > k − 1`` for ``v ≥ fl(kθ)``, ``k < 1/(20u)``.
+    Exact estimate: ``v ↦ ⌊fl(v·c)⌋`` is monotone, like the level ``k(v)``, so the two agree on all of
+    ``[0, fl(Lθ)]`` as soon as they agree at each boundary ``b_k = fl(kθ)`` and at the float just below
+    it: ``fl(b_k·c) ≥ k > fl(prev(b_k)·c)`` for ``k = 1..L`` and ``fl(b_L·c) < L + 1``. θ a power of two
+    passes with ``c = 1/θ``; otherwise the multipliers within ``_SEARCH_ULPS`` ulps of ``fl(1/θ)`` are
+    tried, nearest first (one exists for most θ when L ≤ 4).
+    Fallback: ``c`` = ``fl(1/θ)`` moved down by 8 ulps, at most ``(1 − 5u)/θ`` (``u`` the unit
+    round-off), so for ``v < fl((k+1)θ) ≤ (k+1)θ(1 + u)`` the rounded product stays below ``k + 1``, and
+    it is at least ``k(1 − 20u) > k − 1`` for ``v ≥ fl(kθ)``: the estimate is k or k − 1.
     """
-    one = torch.tensor(1.0, dtype=dtype)
     theta = torch.tensor(threshold, dtype=dtype)
-    top = torch.tensor(float(levels), dtype=dtype) * theta
-    exact = math.frexp(float(theta))[0] == 0.5
-    inverse = one / theta
-    if not exact:
-        for _ in range(8):
-            inverse = torch.nextafter(inverse, torch.zeros_like(inverse))
-    return FireConstants(float(theta), float(top), float(inverse), exact)
+    ks = torch.arange(1, levels + 1, dtype=dtype)
+    bounds = ks * theta  # b_k = fl(kθ), k = 1..L
+    top = bounds[-1]
+    inverse = torch.tensor(1.0, dtype=dtype) / theta
+    if math.frexp(float(theta))[0] == 0.5:  # θ = 2^e: v·2^-e is exact
+        return FireConstants(float(theta), float(top), float(inverse), True)
+    below = torch.nextafter(bounds, torch.zeros_like(bounds))
+    up, down = [inverse], [inverse]
+    for _ in range(_SEARCH_ULPS):
+        up.append(torch.nextafter(up[-1], torch.tensor(torch.inf, dtype=dtype)))
+        down.append(torch.nextafter(down[-1], torch.zeros_like(inverse)))
+    candidates = torch.stack([c for pair in zip(up, down, strict=True) for c in pair][1:])  # nearest first
+    at, before = bounds * candidates[:, None], below * candidates[:, None]  # fl(b_k·c), fl(prev(b_k)·c)
+    ok = (at >= ks).all(1) & (before < ks).all(1) & (top * candidates < levels + 1)
+    if bool(ok.any()):
+        return FireConstants(float(theta), float(top), float(candidates[ok][0]), True)
+    return FireConstants(float(theta), float(top), float(down[8]), False)
 
 
 def staircase(v: torch.Tensor, threshold: float, levels: int) -> torch.Tensor:
     """Eq. 7 with the authors' boundary rule: ``s = fl(k·θ)``, ``k = max{k ∈ 0..L : v ≥ fl(k·θ)}``.
 
-    No per-level pass and no float division: ``k`` is estimated as ``⌊clamp(v, 0, fl(Lθ)) · c⌋`` with
-    ``c ≤ 1/θ`` (``FireConstants``), which is ``k`` or ``k − 1``, and corrected by one comparison with
-    ``fl((k̂+1)·θ)``. For θ a power of two the estimate is already exact. Every backend computes these
-    ops (``staircase_from_constants``), so spikes are bit-identical across backends for any θ.
+    No per-level pass and no float division: ``k`` is ``⌊clamp(v, 0, fl(Lθ)) · c⌋`` with a multiplier
+    ``c`` near ``1/θ`` checked at every boundary (``fire_constants``: θ a power of two, and most other θ
+    for small L), else that estimate with ``c`` just below ``1/θ``, which is ``k`` or ``k − 1``,
+    corrected by one comparison with ``fl((k̂+1)·θ)``. Every backend computes these ops
+    (``staircase_from_constants``), so spikes are bit-identical across backends for any θ.
 
     Args:
         v: membrane, any shape. threshold: θ > 0. levels: L ≥ 1.

@@ -22,7 +22,7 @@ import pytest
 import torch
 
 from lmht import kernels
-from lmht.functional import NeuronParams
+from lmht.functional import NeuronParams, fire_constants, staircase
 from lmht.kernels import auto, default_backend, fused, get_backend, list_backends, set_default_backend
 from lmht.neurons import IFNeuron, LMHTNeuron
 from lmht.surrogate import create_surrogate
@@ -243,6 +243,8 @@ _INTERPRETER_CHECK = textwrap.dedent("""
     for threshold in tb.BOUNDARY_THRESHOLDS:
         for levels in tb.BOUNDARY_LEVELS:
             tb._assert_boundary_rule("triton-interpreter", threshold, levels)
+    for case in tb.CORRECTED_CASES:
+        tb._assert_boundary_rule("triton-interpreter", *case)
     for case in tb.IF_CASES:
         tb._assert_if_bptt_matches_hand_loop("triton-interpreter", *case)
     for threshold, levels in tb.WINDOW_CASES:
@@ -394,6 +396,39 @@ def _assert_boundary_rule(name, threshold, levels, dtype=torch.float32):
 @pytest.mark.parametrize("levels", BOUNDARY_LEVELS)
 def test_level_boundaries_fire_at_fl_k_theta(name, threshold, levels):
     _assert_boundary_rule(name, threshold, levels)
+
+
+#: (θ, L) without an exact level multiplier: the corrected estimate runs (pinned below)
+CORRECTED_CASES = ((0.37, 8), (3.1, 8))
+
+
+@pytest.mark.parametrize("name", ["plain", *FAST])
+@pytest.mark.parametrize("case", CORRECTED_CASES, ids=lambda c: f"theta={c[0]}-L={c[1]}")
+def test_level_boundaries_with_the_corrected_estimate(name, case):
+    assert not fire_constants(*case, torch.float32).exact
+    assert fire_constants(0.37, 4, torch.float32).exact and fire_constants(2.0 / 3.0, 3, torch.float32).exact
+    _assert_boundary_rule(name, *case)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fire_constants_give_the_level_at_every_boundary_for_random_thresholds(dtype):
+    """The staircase equals the definition k = max{k : v ≥ fl(kθ)} at every boundary, the floats on
+    either side and random points, for 200 random θ and L up to 16 (exact and corrected paths)."""
+    g = torch.Generator().manual_seed(7)
+    paths = set()
+    for threshold in (torch.rand(200, generator=g, dtype=torch.float64) * 10 + 0.01).tolist():
+        for levels in (1, 2, 3, 4, 8, 16):
+            theta = torch.tensor(threshold, dtype=dtype)
+            bounds = torch.arange(levels + 2, dtype=dtype) * theta
+            v = torch.cat([bounds, torch.nextafter(bounds, torch.full_like(bounds, -1.0)),
+                           torch.nextafter(bounds, torch.full_like(bounds, 1e9)),
+                           torch.rand(64, generator=g, dtype=torch.float64).to(dtype) * bounds[-1]])
+            expected = torch.zeros_like(v)
+            for k in range(1, levels + 1):
+                expected = torch.where(v >= bounds[k], bounds[k], expected)
+            assert torch.equal(staircase(v, threshold, levels), expected), (threshold, levels, dtype)
+            paths.add(fire_constants(threshold, levels, dtype).exact)
+    assert paths == {True, False}
 
 
 #: (θ, L) whose surrogate window [0.5θ, (L + 0.5)θ] is checked at its bounds

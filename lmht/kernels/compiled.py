@@ -14,8 +14,9 @@ the ``torch`` backend's: save the input and the spikes only, recompute the membr
 
 Exactness (spikes equal the plain path bit for bit):
 * ``staircase``: the ops of ``lmht.functional.staircase`` with the constants of ``fire_constants``
-  (Python floats exact in the dtype): clamp, scaled floor, one boundary comparison with
-  ``fl((k̂+1)·θ)``. No division, so inductor's rewrites of ``/`` do not apply.
+  (Python floats exact in the dtype): clamp, scaled floor (and, when no multiplier is exact at every
+  boundary, one comparison with ``fl((k̂+1)·θ)``). No division, so inductor's rewrites of ``/`` do
+  not apply.
 * ``λ v + I``: ATen's ``addcmul`` rounds once (fused multiply-add, CPU and CUDA) while ``v - s`` and
   ``(k̂+1)·θ`` round on their own. On CUDA inductor emits an explicit FMA for the first and the Triton
   kernels are built without contraction (``emulate_precision_casts``); on CPU (no contraction by

@@ -5,7 +5,8 @@ Forward, for ``x [T, N]`` rows (Eqs. 5-8)::
     I = Ω x;   u_t = λ_t v_{t-1} + I_t;   s_t = staircase(u_t);   v_t = u_t − s_t
 
 T-GIM as a single matmul over time, multi-level firing in a fixed number of elementwise ops for any
-L (``lmht.functional.staircase``: a clamp, a scaled floor and one boundary comparison), membrane
+L (``lmht.functional.staircase``: a clamp and a scaled floor, plus one boundary comparison for the
+few θ without an exact multiplier), membrane
 updated in place, no autograd graph per step, neurons processed in cache-sized chunks, nothing saved
 but the input and the spikes (the membranes are recomputed in backward, with the same ops, so bit for
 bit). Backward, with ``σ'`` the surrogate and ``g_t = dL/ds_t``:

@@ -5,8 +5,9 @@ membrane in registers::
 
     u_t = λ_t v_{t-1} + I_t;   s_t = staircase(u_t);   v_t = u_t − s_t
 
-so each input row is read once and each spike row written once; the L levels cost a clamp, a scaled
-floor and one boundary comparison (``lmht.functional.staircase``). The T-GIM is a matmul over time,
+so each input row is read once and each spike row written once; the L levels cost a clamp and a scaled
+floor (plus one boundary comparison for the few θ without an exact multiplier;
+``lmht.functional.staircase``). The T-GIM is a matmul over time,
 done by cuBLAS before the forward kernel (``I = Ω x``, written into the spike buffer, which the kernel
 then overwrites in place) and around the backward kernel. The backward pass recomputes the membranes
 from the saved input and spikes (nothing else is saved, as in the ``torch`` backend): it recomputes
