@@ -156,6 +156,7 @@ class FireConstants(NamedTuple):
     top: float
     inverse: float
     exact: bool
+    top_scaled: float = 0.0  # fl(top·inverse): clamping v·c to [0, top_scaled] equals clamping v first
 
 
 #: multipliers tried on each side of fl(1/θ), in ulps, for an exact level estimate
@@ -181,7 +182,7 @@ def fire_constants(threshold: float, levels: int, dtype: torch.dtype) -> FireCon
     top = bounds[-1]
     inverse = torch.tensor(1.0, dtype=dtype) / theta
     if math.frexp(float(theta))[0] == 0.5:  # θ = 2^e: v·2^-e is exact
-        return FireConstants(float(theta), float(top), float(inverse), True)
+        return FireConstants(float(theta), float(top), float(inverse), True, float(top * inverse))
     below = torch.nextafter(bounds, torch.zeros_like(bounds))
     up, down = [inverse], [inverse]
     for _ in range(_SEARCH_ULPS):
@@ -191,8 +192,9 @@ def fire_constants(threshold: float, levels: int, dtype: torch.dtype) -> FireCon
     at, before = bounds * candidates[:, None], below * candidates[:, None]  # fl(b_k·c), fl(prev(b_k)·c)
     ok = (at >= ks).all(1) & (before < ks).all(1) & (top * candidates < levels + 1)
     if bool(ok.any()):
-        return FireConstants(float(theta), float(top), float(candidates[ok][0]), True)
-    return FireConstants(float(theta), float(top), float(down[8]), False)
+        best = candidates[ok][0]
+        return FireConstants(float(theta), float(top), float(best), True, float(top * best))
+    return FireConstants(float(theta), float(top), float(down[8]), False, float(top * down[8]))
 
 
 def staircase(v: torch.Tensor, threshold: float, levels: int) -> torch.Tensor:
@@ -218,9 +220,12 @@ def staircase_from_constants(v: torch.Tensor, c: FireConstants, levels: int) -> 
     if levels == 1:  # one comparison: v >= fl(θ)
         spikes = (v >= c.threshold).to(v.dtype)
         return spikes if c.threshold == 1.0 else spikes * c.threshold
-    clipped = torch.clamp(v, 0.0, c.top)
-    level = torch.floor(clipped if c.inverse == 1.0 else clipped * c.inverse)
-    if not c.exact:
+    if c.exact:  # ⌊clamp(v·c, 0, fl(top·c))⌋ = ⌊fl(clamp(v, 0, top)·c)⌋: rounding is monotone
+        scaled = v if c.inverse == 1.0 else v * c.inverse
+        level = torch.floor(torch.clamp(scaled, 0.0, c.top_scaled))
+    else:
+        clipped = torch.clamp(v, 0.0, c.top)
+        level = torch.floor(clipped * c.inverse)
         level = level + (clipped >= (level + 1.0) * c.threshold).to(v.dtype)
     return level if c.threshold == 1.0 else level * c.threshold
 

@@ -398,8 +398,10 @@ def test_level_boundaries_fire_at_fl_k_theta(name, threshold, levels):
     _assert_boundary_rule(name, threshold, levels)
 
 
+#: θ one float below and above 1 (float32)
+BELOW_ONE, ABOVE_ONE = 0.9999999403953552, 1.0000001192092896
 #: (θ, L) without an exact level multiplier: the corrected estimate runs (pinned below)
-CORRECTED_CASES = ((0.37, 8), (3.1, 8))
+CORRECTED_CASES = ((0.37, 8), (3.1, 8), (BELOW_ONE, 2))
 
 
 @pytest.mark.parametrize("name", ["plain", *FAST])
@@ -407,16 +409,19 @@ CORRECTED_CASES = ((0.37, 8), (3.1, 8))
 def test_level_boundaries_with_the_corrected_estimate(name, case):
     assert not fire_constants(*case, torch.float32).exact
     assert fire_constants(0.37, 4, torch.float32).exact and fire_constants(2.0 / 3.0, 3, torch.float32).exact
+    assert fire_constants(ABOVE_ONE, 4, torch.float32).exact
     _assert_boundary_rule(name, *case)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_fire_constants_give_the_level_at_every_boundary_for_random_thresholds(dtype):
     """The staircase equals the definition k = max{k : v ≥ fl(kθ)} at every boundary, the floats on
-    either side and random points, for 200 random θ and L up to 16 (exact and corrected paths)."""
+    either side and random points, for θ one float around 1 and 200 random θ, L up to 16 (exact and
+    corrected paths)."""
     g = torch.Generator().manual_seed(7)
     paths = set()
-    for threshold in (torch.rand(200, generator=g, dtype=torch.float64) * 10 + 0.01).tolist():
+    randoms = (torch.rand(200, generator=g, dtype=torch.float64) * 10 + 0.01).tolist()
+    for threshold in [BELOW_ONE, ABOVE_ONE, *randoms]:
         for levels in (1, 2, 3, 4, 8, 16):
             theta = torch.tensor(threshold, dtype=dtype)
             bounds = torch.arange(levels + 2, dtype=dtype) * theta

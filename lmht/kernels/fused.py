@@ -71,23 +71,26 @@ def _scratch(rows: int, chunk: int, like: torch.Tensor) -> torch.Tensor:
 
 
 def _fire(v, c: FireConstants, levels: int, out, clipped, upper):
-    """``staircase(v)`` into ``out``, op for op (``clipped``, ``upper``: chunk-sized scratch rows).
+    """``staircase(v)`` into ``out``, op for op (``clipped``, ``upper``: chunk-sized scratch rows for the
+    corrected estimate).
 
     Float outputs for the comparisons: ``where`` and bool masks cost 5-20× more per element on CPU.
     """
     if levels == 1:  # v >= fl(θ): one compare
         torch.ge(v, c.threshold, out=out)
         return out if c.threshold == 1.0 else out.mul_(c.threshold)
+    if c.exact:  # in place in out
+        if c.inverse == 1.0:
+            torch.clamp(v, 0.0, c.top_scaled, out=out).floor_()
+        else:
+            torch.mul(v, c.inverse, out=out).clamp_(0.0, c.top_scaled).floor_()
+        return out if c.threshold == 1.0 else out.mul_(c.threshold)
     torch.clamp(v, 0.0, c.top, out=clipped)
-    if c.inverse == 1.0:
-        torch.floor(clipped, out=out)
-    else:
-        torch.mul(clipped, c.inverse, out=out).floor_()
-    if not c.exact:  # the estimate is the level or one below: one comparison with fl((k̂ + 1)·θ)
-        torch.add(out, 1.0, out=upper).mul_(c.threshold)
-        torch.ge(clipped, upper, out=upper)
-        out.add_(upper)
-    return out if c.threshold == 1.0 else out.mul_(c.threshold)
+    torch.mul(clipped, c.inverse, out=out).floor_()
+    # the estimate is the level or one below: one comparison with fl((k̂ + 1)·θ)
+    torch.add(out, 1.0, out=upper).mul_(c.threshold)
+    torch.ge(clipped, upper, out=upper)
+    return out.add_(upper).mul_(c.threshold)
 
 
 #: ``grad · [lo < v < hi]`` in one vectorized ATen op (the backward of ``hardtanh``)

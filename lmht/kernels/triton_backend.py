@@ -74,16 +74,20 @@ if triton is not None:
         return v
 
     @triton.jit
-    def _fire(v, threshold, top, inverse, UNIT: tl.constexpr, EXACT: tl.constexpr):
-        """``lmht.functional.staircase_from_constants`` op for op (``UNIT``: θ = 1; ``EXACT``: θ = 2^k)."""
-        clipped = tl.minimum(tl.maximum(v, 0.0), top)
-        if UNIT:
-            q = tl.floor(clipped)
-        else:
+    def _fire(v, threshold, top, inverse, top_scaled, UNIT: tl.constexpr, UNIT_THRESHOLD: tl.constexpr,
+              EXACT: tl.constexpr):
+        """``lmht.functional.staircase_from_constants`` op for op (``UNIT``: multiplier 1;
+        ``UNIT_THRESHOLD``: θ = 1; ``EXACT``: the multiplier is exact at every boundary)."""
+        if EXACT:
+            scaled = v
+            if not UNIT:
+                scaled = v * inverse
+            q = tl.floor(tl.minimum(tl.maximum(scaled, 0.0), top_scaled))
+        else:  # the estimate is the level or one below it
+            clipped = tl.minimum(tl.maximum(v, 0.0), top)
             q = tl.floor(clipped * inverse)
-        if not EXACT:  # the estimate is the level or one below it
             q = q + (clipped >= (q + 1.0) * threshold).to(tl.float32)
-        if not UNIT:
+        if not UNIT_THRESHOLD:
             q = q * threshold
         return q
 
@@ -104,8 +108,9 @@ if triton is not None:
 
     @triton.jit
     def _lmht_forward_kernel(
-        I, S, V, LEAK, n, stride_i, steps, threshold, top, inverse, v_start,
-        HAS_LEAK: tl.constexpr, UNIT: tl.constexpr, EXACT: tl.constexpr, FMA_F64: tl.constexpr,
+        I, S, V, LEAK, n, stride_i, steps, threshold, top, inverse, top_scaled, v_start,
+        HAS_LEAK: tl.constexpr, UNIT: tl.constexpr, UNIT_THRESHOLD: tl.constexpr, EXACT: tl.constexpr,
+        FMA_F64: tl.constexpr,
         BLOCK: tl.constexpr,
     ):
         """Spikes ``S [T, n]`` and final membrane ``V [n]`` from currents ``I`` (row stride
@@ -121,7 +126,7 @@ if triton is not None:
             if HAS_LEAK:
                 leak = tl.load(LEAK + t)
             v = _charge(current, v, leak, HAS_LEAK, FMA_F64)
-            s = _fire(v, threshold, top, inverse, UNIT, EXACT)
+            s = _fire(v, threshold, top, inverse, top_scaled, UNIT, UNIT_THRESHOLD, EXACT)
             tl.store(s_ptrs, s, mask=mask)
             v = v - s
             i_ptrs += stride_i
@@ -220,8 +225,9 @@ def _forward(x: torch.Tensor, mix: Optional[torch.Tensor], leak: Optional[torch.
     c = fire_constants(threshold, levels, x.dtype)
     _lmht_forward_kernel[(triton.cdiv(n, BLOCK),)](
         currents, spikes, v_last, spikes if leak is None else leak, n, currents.stride(0), steps,
-        c.threshold, c.top, c.inverse, v_init * threshold,
-        HAS_LEAK=leak is not None, UNIT=c.inverse == 1.0, EXACT=c.exact, FMA_F64=INTERPRET,
+        c.threshold, c.top, c.inverse, c.top_scaled, v_init * threshold,
+        HAS_LEAK=leak is not None, UNIT=c.inverse == 1.0, UNIT_THRESHOLD=c.threshold == 1.0, EXACT=c.exact,
+        FMA_F64=INTERPRET,
         BLOCK=BLOCK, **_launch_options())
     return spikes, v_last
 
