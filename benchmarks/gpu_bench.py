@@ -2,8 +2,9 @@
 
 1. Copy bandwidth: a large ``dst.copy_(src)``, bytes read + written per second; the device's practical
    streaming ceiling.
-2. Neuron kernels, for every registered backend (``torch``, ``compile``, ``triton``): forward and backward
-   of an LM-HT neuron (L = 2, learned T-GIM and leak) and of an IF neuron (L = 1, no T-GIM) on
+2. Neuron kernels, for every registered backend (``torch``, ``compile``, ``triton``, and the ``auto``
+   dispatcher): forward and backward of an LM-HT neuron (L = 2, learned T-GIM and leak, STBP) and of an
+   IF neuron (L = 1, no T-GIM, full BPTT) on
    ``[T, N]``; achieved bandwidth = the bytes a fused kernel must move / time (forward: read x, write
    spikes and the final membrane, ``(2T + 1)·N`` floats; backward: read x, spikes and dL/ds, write dL/dx,
    ``4T·N`` floats), and its fraction of the copy bandwidth. With T-GIM the backends also run the

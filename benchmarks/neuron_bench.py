@@ -1,13 +1,20 @@
-"""LM-HT neuron forward+backward: this library's backends vs a baseline with the reference code's structure.
+"""Neuron forward+backward: this library's backends vs baselines with the reference code's structure.
 
-Baseline (written here, after the structure of the authors' public code): per step, the T-GIM row is
-broadcast-multiplied with the whole input sequence and summed; the multi-level spike is a sum of one
-comparison per level; the surrogate window is saved as a float mask; autograd records every step.
-Ours: ``lmht.neurons.LMHTNeuron`` with each registered backend (``--backends``; default: all but
-``plain``): ``torch`` (fused autograd function, chunked over neurons), ``compile`` (torch.compile),
-``triton`` (CUDA).
+Baselines (written here, after the structure of the authors' public code):
+* LM-HT: per step, the T-GIM row ``2σ(ω)/T`` is broadcast-multiplied with the whole input sequence and
+  summed; the multi-level spike is a sum of one comparison per level; the surrogate window is saved as
+  a float mask; the membrane and the reset are detached (STBP); autograd records every step.
+* IF (BPTT): the authors' ``IFNeuron``: per step ``v = v + x_t``, spike ``(v >= θ)·θ`` with the window
+  ``[0.5θ, 1.5θ]`` saved as a float mask, ``v -= spike`` with nothing detached (full BPTT).
+Ours: ``lmht.neurons.LMHTNeuron`` / ``IFNeuron`` (default: BPTT) with each registered backend
+(``--backends``; default: all but ``plain`` and the ``auto`` dispatcher): ``torch`` (fused autograd
+function, chunked over neurons), ``compile`` (torch.compile), ``triton`` (CUDA).
 
-Reports, per (L, T) on input ``[T, 32, 64, 16, 16]``: median and IQR of fwd+bwd wall time over
+Cases (``--cases``): ``LxT`` is LM-HT with L levels and T steps at θ = 1, ``LxT@θ`` at another θ (a
+threshold that is not a power of two, like a hybrid ϑ, takes the boundary-corrected staircase),
+``ifT`` is the IF neuron with BPTT over T steps (θ = 1).
+
+Reports, per case on input ``[T, 32, 64, 16, 16]``: median and IQR of fwd+bwd wall time over
 ``--repeats`` runs (implementations interleaved within each repeat, so load from other processes
 hits all of them alike), bytes saved for backward, and peak memory growth of a fwd+bwd: resident set
 of a fresh subprocess (CPU) or ``torch.cuda.max_memory_allocated`` (CUDA). ``floor`` is what any
@@ -16,10 +23,9 @@ implementation must allocate: the spikes and ``dL/dx`` (2·T·N floats).
 Second table (``--sj``, L = 1): our IF neuron vs SpikingJelly's multi-step IF node with soft reset
 (``IFNode(step_mode='m', v_reset=None)``, torch/CPU path, Sigmoid surrogate; ours with the ``sigmoid``
 surrogate too). SpikingJelly is optional (``pip install spikingjelly``); the table is skipped with a
-message when it is missing. Note SpikingJelly back-propagates through the membrane (BPTT) while LM-HT
-detaches it (STBP), so its backward does more work by design.
+message when it is missing. Both back-propagate through the membrane (BPTT).
 
-    python benchmarks/neuron_bench.py                 # CPU, the issue's four cases + SpikingJelly
+    python benchmarks/neuron_bench.py                 # CPU, every case + SpikingJelly
     python benchmarks/neuron_bench.py --threads 1     # one intra-op thread (stable on a shared CPU)
     python benchmarks/neuron_bench.py --device cuda --repeats 50
 """
@@ -35,6 +41,7 @@ import statistics
 import subprocess
 import sys
 import time
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -42,7 +49,7 @@ from torch import nn
 from lmht.kernels import list_backends
 from lmht.neurons import IFNeuron, LMHTNeuron
 
-CASES = [(2, 2), (4, 2), (2, 4), (4, 8)]
+CASES = ("2x2", "4x2", "2x4", "4x8", "4x2@0.37", "2x4@0.6667", "if4", "if8")
 SJ_STEPS = (2, 4, 8)
 SHAPE = (32, 64, 16, 16)
 
@@ -90,6 +97,39 @@ class ReferenceStructureLMHT(nn.Module):
         return torch.stack(out)
 
 
+class _ReferenceOneLevel(torch.autograd.Function):
+    """The reference IF neuron's spike: ``(v >= θ)·θ``, float window mask ``[0.5θ, 1.5θ]`` saved."""
+
+    @staticmethod
+    def forward(ctx, mem, threshold):
+        out = (mem >= threshold).float() * threshold
+        ctx.save_for_backward(((mem.detach() >= 0.5 * threshold) * (mem.detach() <= 1.5 * threshold)).float())
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (mask,) = ctx.saved_tensors
+        return grad * mask, None
+
+
+class ReferenceStructureIF(nn.Module):
+    """Baseline with the reference ``IFNeuron``'s structure: full BPTT, nothing detached."""
+
+    def __init__(self, T, threshold=1.0):
+        super().__init__()
+        self.T, self.threshold = T, threshold
+
+    def forward(self, x_seq):
+        mem = torch.zeros_like(x_seq[0])
+        out = []
+        for t in range(self.T):
+            mem = mem + x_seq[t]
+            spike = _ReferenceOneLevel.apply(mem, self.threshold)
+            mem = mem - spike
+            out.append(spike)
+        return torch.stack(out)
+
+
 class SpikingJellyIF(nn.Module):
     """SpikingJelly's multi-step soft-reset IF node, reset before every sequence (it is stateful)."""
 
@@ -108,19 +148,42 @@ class SpikingJellyIF(nn.Module):
         return self.node(x_seq)
 
 
-IMPLS = {"reference": ReferenceStructureLMHT, "lmht": lambda L, T: LMHTNeuron(L, T),
-         "sj": lambda L, T: SpikingJellyIF(T)}
+class Case(NamedTuple):
+    """One benchmark case: ``kind`` ``lmht`` (STBP) or ``if`` (BPTT), L, T and θ."""
+
+    kind: str
+    L: int
+    T: int
+    threshold: float = 1.0
+
+    @classmethod
+    def parse(cls, text: str) -> Case:
+        """``LxT``, ``LxT@θ`` or ``ifT`` (see the module docstring)."""
+        if text.startswith("if"):
+            return cls("if", 1, int(text[2:]))
+        shape, _, theta = text.partition("@")
+        levels, steps = (int(v) for v in shape.split("x"))
+        return cls("lmht", levels, steps, float(theta) if theta else 1.0)
+
+    def __str__(self) -> str:
+        if self.kind == "if":
+            return f"IF BPTT, T={self.T}"
+        theta = "" if self.threshold == 1.0 else f", θ={self.threshold:g}"
+        return f"LM-HT L={self.L}, T={self.T}{theta}"
 
 
-def _factory(impl):
-    """``reference``, ``lmht``, ``sj``, ``lmht:<backend>`` or ``if:<backend>[:<surrogate>]``."""
-    if impl in IMPLS:
-        return IMPLS[impl]
+def _factory(impl, case: Case):
+    """``reference``, ``sj``, ``lmht:<backend>`` or ``if:<backend>[:<surrogate>]`` for ``case``."""
+    L, T, theta = case.L, case.T, case.threshold
+    if impl == "reference":
+        return ReferenceStructureIF(T, theta) if case.kind == "if" else ReferenceStructureLMHT(L, T, theta)
+    if impl == "sj":
+        return SpikingJellyIF(T)
     kind, backend, *rest = impl.split(":")
     if kind == "lmht":
-        return lambda L, T: LMHTNeuron(L, T, backend=backend)
+        return LMHTNeuron(L, T, threshold=theta, backend=backend)
     if kind == "if":
-        return lambda L, T: IFNeuron(T, backend=backend, surrogate=rest[0] if rest else "rectangle")
+        return IFNeuron(T, threshold=theta, backend=backend, surrogate=rest[0] if rest else "rectangle")
     raise ValueError(f"unknown implementation {impl!r}")
 
 
@@ -131,9 +194,10 @@ def spikingjelly_version():
         return None
 
 
-def _make(impl, L, T, device, seed=0):
+def _make(impl, case: Case, device, seed=0):
     torch.manual_seed(seed)
-    neuron = _factory(impl)(L, T).to(device)
+    T = case.T
+    neuron = _factory(impl, case).to(device)
     x = (torch.randn(T, *SHAPE, device=device) + 0.5).requires_grad_(True)
     grad = torch.randn(T, *SHAPE, device=device)
     return neuron, x, grad
@@ -151,8 +215,8 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
-def time_case(impl, L, T, device, repeats, warmup=2):
-    neuron, x, grad = _make(impl, L, T, device)
+def time_case(impl, case: Case, device, repeats, warmup=2):
+    neuron, x, grad = _make(impl, case, device)
     for _ in range(warmup):
         _step(neuron, x, grad)
     times = []
@@ -165,13 +229,13 @@ def time_case(impl, L, T, device, repeats, warmup=2):
     return times
 
 
-def time_interleaved(impls, L, T, device, repeats, warmup=2):
+def time_interleaved(impls, case: Case, device, repeats, warmup=2):
     """Fwd+bwd times of several implementations, one run of each per repeat (same load for all).
 
     Returns ``({impl: [seconds]}, {impl: seconds of the first call})``; the first call includes any
     compilation (``compile`` backend).
     """
-    made = {impl: _make(impl, L, T, device) for impl in impls}
+    made = {impl: _make(impl, case, device) for impl in impls}
     first = {}
     for impl, args in made.items():
         _sync(device)
@@ -192,9 +256,9 @@ def time_interleaved(impls, L, T, device, repeats, warmup=2):
     return times, first
 
 
-def saved_bytes(impl, L, T, device):
+def saved_bytes(impl, case: Case, device):
     """Bytes of distinct storages autograd keeps for backward after one forward."""
-    neuron, x, _ = _make(impl, L, T, device)
+    neuron, x, _ = _make(impl, case, device)
     storages = {}
 
     def pack(t):
@@ -208,10 +272,10 @@ def saved_bytes(impl, L, T, device):
     return sum(storages.values())
 
 
-def peak_memory(impl, L, T, device):
+def peak_memory(impl, case: Case, device):
     """Peak memory growth of one fwd+bwd beyond inputs (fresh subprocess on CPU)."""
     if device.type == "cuda":
-        neuron, x, grad = _make(impl, L, T, device)
+        neuron, x, grad = _make(impl, case, device)
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
@@ -221,7 +285,7 @@ def peak_memory(impl, L, T, device):
     here = os.path.dirname(os.path.abspath(__file__))
     code = (
         f"import torch, sys; sys.path.insert(0, {here!r}); import neuron_bench as nb;"
-        f"n, x, g = nb._make({impl!r}, {L}, {T}, torch.device('cpu')); nb._step(n, x, g);"
+        f"n, x, g = nb._make({impl!r}, nb.Case(*{tuple(case)!r}), torch.device('cpu')); nb._step(n, x, g);"
         "print(nb._rss_peak_of(lambda: nb._step(n, x, g)))"
     )
     # Large blocks always mmap-ed, so freed memory leaves the resident set at once.
@@ -275,9 +339,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=11, help="timed runs per case (>= 5)")
-    parser.add_argument("--cases", default=",".join(f"{L}x{T}" for L, T in CASES),
-                        help="comma-separated LxT list")
-    parser.add_argument("--backends", default=",".join(b for b in list_backends() if b != "plain"),
+    parser.add_argument("--cases", default=",".join(CASES),
+                        help="comma-separated cases: LxT, LxT@θ (LM-HT), ifT (IF with BPTT)")
+    measured = [b for b in list_backends() if b not in ("plain", "auto")]
+    parser.add_argument("--backends", default=",".join(measured),
                         help="comma-separated lmht.kernels backends to measure")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--sj", default="auto", choices=("auto", "off"),
@@ -290,27 +355,28 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    cases = [tuple(int(v) for v in c.split("x")) for c in args.cases.split(",")]
+    cases = [Case.parse(c) for c in args.cases.split(",")]
     backends = [b for b in args.backends.split(",") if b]
 
     print(header(device))
-    cols = ("L", "T", "backend", "ref ms", "ours ms", "speed-up", "ref saved MB", "ours saved MB",
+    cols = ("case", "backend", "ref ms", "ours ms", "speed-up", "ref saved MB", "ours saved MB",
             "ref peak MB", "ours peak MB", "peak ratio", "floor MB")
     print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
     rows, notes = [], []
-    for L, T in cases:
-        impls = ["reference", *(f"lmht:{b}" for b in backends)]
-        times, first = time_interleaved(impls, L, T, device, args.repeats)
+    for case in cases:
+        impls = ["reference", *(f"{case.kind}:{b}" for b in backends)]
+        times, first = time_interleaved(impls, case, device, args.repeats)
         ref = times["reference"]
-        s_ref = saved_bytes("reference", L, T, device)
-        p_ref = None if args.no_memory else peak_memory("reference", L, T, device)
-        floor = 2 * T * _numel() * 4
+        s_ref = saved_bytes("reference", case, device)
+        p_ref = None if args.no_memory else peak_memory("reference", case, device)
+        floor = 2 * case.T * _numel() * 4
         for backend in backends:
-            impl = f"lmht:{backend}"
+            impl = f"{case.kind}:{backend}"
             ours = times[impl]
-            s_ours = saved_bytes(impl, L, T, device)
-            p_ours = None if args.no_memory else peak_memory(impl, L, T, device)
-            row = dict(L=L, T=T, backend=backend, ref_ms=statistics.median(ref) * 1e3,
+            s_ours = saved_bytes(impl, case, device)
+            p_ours = None if args.no_memory else peak_memory(impl, case, device)
+            row = dict(case=str(case), kind=case.kind, L=case.L, T=case.T, threshold=case.threshold,
+                       backend=backend, ref_ms=statistics.median(ref) * 1e3,
                        ours_ms=statistics.median(ours) * 1e3, ref_iqr_ms=_iqr(ref) * 1e3,
                        ours_iqr_ms=_iqr(ours) * 1e3, speedup=statistics.median(ref) / statistics.median(ours),
                        ref_saved_mb=s_ref / 2**20, ours_saved_mb=s_ours / 2**20,
@@ -319,13 +385,13 @@ def main(argv=None):
                        peak_ratio=None if p_ref is None else p_ours / max(p_ref, 1), floor_mb=floor / 2**20,
                        first_call_s=first[impl])
             rows.append(row)
-            print(f"| {L} | {T} | {backend} | {row['ref_ms']:.1f} ± {row['ref_iqr_ms']:.1f} | "
+            print(f"| {case} | {backend} | {row['ref_ms']:.1f} ± {row['ref_iqr_ms']:.1f} | "
                   f"{row['ours_ms']:.1f} ± {row['ours_iqr_ms']:.1f} | {row['speedup']:.2f}x | "
                   f"{row['ref_saved_mb']:.0f} | {row['ours_saved_mb']:.0f} | {_mb(row['ref_peak_mb'])} | "
                   f"{_mb(row['ours_peak_mb'])} | {_ratio(row['peak_ratio'])} | {row['floor_mb']:.0f} |",
                   flush=True)
             if backend == "compile":
-                notes.append(f"compile L={L} T={T}: first call {first[impl]:.1f} s (compile + run)")
+                notes.append(f"compile {case}: first call {first[impl]:.1f} s (compile + run)")
     print(f"# medians of {args.repeats} interleaved runs after 2 warm-ups; ± is the inter-quartile range; "
           "peak = memory growth of one fwd+bwd in a fresh process; floor = spikes + dL/dx")
     for note in notes:
@@ -353,12 +419,13 @@ def spikingjelly_table(device, backends, args):
     rows = []
     for T in SJ_STEPS:
         ours_impls = [f"if:{b}:{surrogate}" for b in backends for surrogate in ("rectangle", "sigmoid")]
-        times, _ = time_interleaved(["sj", *ours_impls], 1, T, device, args.repeats)
+        case = Case("if", 1, T)
+        times, _ = time_interleaved(["sj", *ours_impls], case, device, args.repeats)
         sj = times["sj"]
-        p_sj = None if args.no_memory else peak_memory("sj", 1, T, device)
+        p_sj = None if args.no_memory else peak_memory("sj", case, device)
         for impl in ours_impls:
             ours = times[impl]
-            p_ours = None if args.no_memory else peak_memory(impl, 1, T, device)
+            p_ours = None if args.no_memory else peak_memory(impl, case, device)
             _, backend, surrogate = impl.split(":")
             row = dict(T=T, backend=backend, surrogate=surrogate, sj_ms=statistics.median(sj) * 1e3,
                        sj_iqr_ms=_iqr(sj) * 1e3, ours_ms=statistics.median(ours) * 1e3,
@@ -371,8 +438,8 @@ def spikingjelly_table(device, backends, args):
                   f"{row['ours_ms']:.1f} ± {row['ours_iqr_ms']:.1f} | {row['speedup']:.2f}x | "
                   f"{_mb(row['sj_peak_mb'])} | {_mb(row['ours_peak_mb'])} | {_ratio(row['peak_ratio'])} |",
                   flush=True)
-    print(f"# medians of {args.repeats} interleaved runs; SpikingJelly back-propagates through the membrane "
-          "(BPTT), ours detaches it (STBP, as LM-HT); rectangle is our default surrogate")
+    print(f"# medians of {args.repeats} interleaved runs; both back-propagate through the membrane (BPTT, "
+          "the default of our IFNeuron); rectangle is our default surrogate")
     return rows
 
 

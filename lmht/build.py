@@ -65,6 +65,8 @@ NEURON_OPTIONS: dict[str, dict[str, str]] = {
     "mht": {"v_init": "v_init", "leak": "leak_init", "surrogate": "surrogate", "backend": "backend"},
     "default": {"v_init": "v_init", "leak": "leak", "surrogate": "surrogate", "backend": "backend"},
 }
+#: IF/LIF: the gradient through the membrane and the reset (``IFNeuron(gradient=...)``; BPTT is the paper's)
+NEURON_OPTIONS["if"] = NEURON_OPTIONS["lif"] = {**NEURON_OPTIONS["default"], "if_gradient": "gradient"}
 #: options of the hybrid initialization a config may set (θ, v_init, T-GIM and λ are fixed by Thm. 4.4)
 HYBRID_OPTIONS = {
     "learn_tgim": "learn_tgim",
@@ -124,6 +126,7 @@ def build_direct_snn(cfg: Mapping[str, Any], info: Any) -> nn.Module:
         cfg["T"],
         tuple(info.input_size),
         encoding=info.encoding,
+        frame_input=cfg["frame_input"],
         threshold=cfg["threshold"],
         **neuron_kwargs(cfg),
     )
@@ -139,7 +142,8 @@ def build_hybrid_snn(cfg: Mapping[str, Any], info: Any, ann: nn.Module) -> nn.Mo
         cfg["T"],
         tuple(info.input_size),
         encoding=info.encoding,
-        exact=cfg["hybrid_init"] == "exact",
+        init=cfg["hybrid_init"],
+        frame_input=cfg["frame_input"],
         **hybrid_kwargs(cfg),
     )
 

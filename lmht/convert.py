@@ -3,17 +3,20 @@
 * ``replace_activations`` — swap every module matching a type for a new one (one per site).
 * ``relu_to_qcfs`` — ReLU -> QCFS for quantized ANN training.
 * ``qcfs_to_if`` — classic conversion: QCFS -> IF with θ = ϑ, v_init = 0.5 (evaluate at long T).
-* ``qcfs_to_lmht`` — hybrid initialization (Sec. 4.5, Theorem 4.4), made exact: LM-HT with L levels,
-  θ = ϑ, v_init = 0.5, uniform T-GIM, λ = 1; the first neuron layer's analog input × L and every later
-  constant term (bias, BN shift and running mean) × L — BN as a whole, see ``scale_constant_terms``.
-  With Q = T·L the SNN's time-mean logits are then L × the QCFS ANN's logits on static inputs.
+* ``qcfs_to_lmht`` — hybrid initialization (Sec. 4.5, Theorem 4.4): LM-HT with L levels, θ = ϑ,
+  v_init = 0.5, uniform T-GIM, λ = 1, the first neuron layer's analog input × L. ``init="algorithm1"``
+  (default) is the paper's Algorithm 1: nothing else changes, so Theorem 4.4 holds at the first neuron
+  layer and fine-tuning absorbs the rest. ``init="exact"`` (our variant) also scales every later
+  constant term (bias, BN shift and running mean) × L — BN as a whole, see ``scale_constant_terms`` —
+  so that with Q = T·L the SNN's time-mean logits are L × the QCFS ANN's logits on static inputs.
 * ``build_snn`` — ReLU ANN -> SNN with any neuron (direct STBP training).
 * ``reparameterize`` — LM-HT network (T steps, L levels) -> single-threshold network over T·L steps
   (Sec. 4.4): neurons via ``to_single_threshold``, later constant terms ÷ L, first input ÷ L.
 
 Exactness needs every layer between neurons to be positively homogeneous and commute with the time
 mean: conv, linear, BN (eval), average pooling, residual sums, flatten/dropout. Max pooling, LayerNorm
-and other non-homogeneous layers are rejected with ``ValueError`` where exactness is asked for.
+and other non-homogeneous layers are rejected with ``ValueError`` where exactness is asked for
+(``init="exact"``, ``reparameterize``).
 """
 
 from __future__ import annotations
@@ -23,11 +26,12 @@ from collections.abc import Callable, Sequence
 
 from torch import nn
 
-from lmht.layers import SpikingActivation
+from lmht.layers import EncodingPoint, SpikingActivation
 from lmht.network import SpikingNetwork
 from lmht.neurons import QCFS, IFNeuron, LMHTNeuron, create_neuron
 
 __all__ = [
+    "HYBRID_INITS",
     "build_snn",
     "qcfs_to_if",
     "qcfs_to_lmht",
@@ -36,6 +40,9 @@ __all__ = [
     "replace_activations",
     "scale_constant_terms",
 ]
+
+#: hybrid initializations: the paper's Algorithm 1 (default), our exact constant scaling
+HYBRID_INITS = ("algorithm1", "exact")
 
 # Layers with a constant (input-independent) term: scaling it by c scales the layer's output by c when
 # its input is scaled by c.
@@ -79,10 +86,11 @@ def _count(model: nn.Module, kind) -> int:
 
 
 def qcfs_to_if(qcfs_ann: nn.Module, T: int, encoding: str = "direct",
-               input_shape: Sequence[int] | None = None) -> SpikingNetwork:
+               input_shape: Sequence[int] | None = None, frame_input: str = "mean") -> SpikingNetwork:
     """Classic ANN→SNN conversion: each QCFS becomes an IF neuron with θ = ϑ and v_init = 0.5.
 
-    Returns a new network (the ANN is deep-copied). Its ``T`` may be changed afterwards.
+    Returns a new network (the ANN is deep-copied) of default ``IFNeuron``s (the authors' BPTT IF; for
+    evaluation the gradient mode does not matter). Its ``T`` may be changed afterwards.
     """
     if _count(qcfs_ann, QCFS) == 0:
         raise ValueError("qcfs_ann has no QCFS activations (train it with relu_to_qcfs first)")
@@ -91,12 +99,17 @@ def qcfs_to_if(qcfs_ann: nn.Module, T: int, encoding: str = "direct",
     def to_if(q: QCFS) -> SpikingActivation:
         return SpikingActivation(IFNeuron(T, threshold=float(q.threshold.detach()), v_init=0.5))
 
-    return SpikingNetwork(replace_activations(ann, QCFS, to_if), T, encoding, input_shape)
+    return SpikingNetwork(replace_activations(ann, QCFS, to_if), T, encoding, input_shape, frame_input)
 
 
-def _layers_after_first_spike(net: SpikingNetwork, input_shape) -> tuple[SpikingActivation, list]:
+def _layers_after_first_spike(net: SpikingNetwork, input_shape) -> tuple[nn.Module, list]:
+    """The point where the analog input enters the spiking part, and the layers that run after it.
+
+    That point is the first neuron layer, or an ``EncodingPoint`` placed before it (MS-ResNet: the stem's
+    output reaches both the first neuron and the first block's shortcut, so both must see the × L).
+    """
     order = net.execution_order(input_shape)
-    first = next(i for i, (_, m) in enumerate(order) if isinstance(m, SpikingActivation))
+    first = next(i for i, (_, m) in enumerate(order) if isinstance(m, (SpikingActivation, EncodingPoint)))
     before = {id(m) for _, m in order[:first]}
     later, seen = [], set()
     for name, module in order[first + 1:]:
@@ -139,20 +152,30 @@ def scale_constant_terms(layers, factor: float) -> None:
 
 
 def qcfs_to_lmht(qcfs_ann: nn.Module, L: int, T: int, input_shape: Sequence[int], encoding: str = "direct",
-                 exact: bool = True, **neuron_kw) -> SpikingNetwork:
-    """Hybrid initialization: QCFS ANN -> LM-HT SNN that starts from the ANN's function (Thm. 4.4).
+                 init: str = "algorithm1", frame_input: str = "mean", **neuron_kw) -> SpikingNetwork:
+    """Hybrid initialization: QCFS ANN -> LM-HT SNN (Sec. 4.5, Algorithm 1, Theorem 4.4).
 
     Each QCFS(Q, ϑ) becomes ``LMHTNeuron(L, T, threshold=ϑ, v_init=0.5, tgim_init="uniform",
-    leak_init=1.0)`` (``neuron_kw`` may add e.g. ``surrogate``/``backend``/``learn_*``); the first neuron
-    layer's analog input is scaled by L. With ``exact=True`` the constant terms of every layer after
-    the first neuron are scaled by L as well, so that each layer's mean current is L × the ANN's
-    pre-activation: with Q = T·L, time-mean logits = L × ANN logits (same predictions). With
-    ``exact=False`` only the first layer is scaled, as in the reference code.
+    leak_init=1.0)`` — uniform T-GIM in the default sigmoid form (ω = 0), learnable λ = σ(0) + 0.5 = 1
+    (``neuron_kw`` may add e.g. ``tgim_param``/``surrogate``/``backend``/``learn_*``) — and the first
+    neuron layer's analog input is scaled by L (``input_scale``):
+
+    ``init="algorithm1"`` (default): the paper's Algorithm 1 (and the authors' hybrid_train.py); no
+        other layer changes, so the first neuron layer's mean output / L is ``QCFS_{T·L}`` of its mean
+        input (Theorem 4.4) and deeper layers are approximate until fine-tuning.
+    ``init="exact"`` (our variant): also every constant term after the first neuron × L
+        (``scale_constant_terms``), so that each layer's mean current is L × the ANN's pre-activation:
+        with Q = T·L, time-mean logits = L × ANN logits (same predictions). Needs homogeneous layers
+        after the first neuron (no max pooling): ``ValueError`` otherwise.
 
     Args:
         qcfs_ann: network with QCFS activations (deep-copied).
         L, T: levels and steps. input_shape: per-sample input shape for tracing the layer order.
+        encoding: ``"direct"`` or ``"frames"``. init: one of ``HYBRID_INITS``.
+        frame_input: how event frames enter (``SpikingNetwork``): ``"mean"`` (the authors') or ``"bins"``.
     """
+    if init not in HYBRID_INITS:
+        raise ValueError(f"init: the hybrid initialization must be one of {HYBRID_INITS}, got {init!r}")
     if _count(qcfs_ann, QCFS) == 0:
         raise ValueError("qcfs_ann has no QCFS activations (train it with relu_to_qcfs first)")
     for fixed in ("threshold", "v_init", "tgim_init", "leak_init"):
@@ -165,17 +188,17 @@ def qcfs_to_lmht(qcfs_ann: nn.Module, L: int, T: int, input_shape: Sequence[int]
                             leak_init=1.0, **neuron_kw)
         return SpikingActivation(neuron)
 
-    net = SpikingNetwork(replace_activations(ann, QCFS, to_lmht), T, encoding, input_shape)
+    net = SpikingNetwork(replace_activations(ann, QCFS, to_lmht), T, encoding, input_shape, frame_input)
     first, later = _layers_after_first_spike(net, input_shape)
     first.input_scale *= L
-    if exact:
-        _check_exact(later, "exact hybrid initialization")
+    if init == "exact":
+        _check_exact(later, "exact hybrid initialization (init='exact')")
         scale_constant_terms(later, float(L))
     return net
 
 
 def build_snn(ann: nn.Module, neuron: str, L: int, T: int, input_shape: Sequence[int] | None = None,
-              encoding: str = "direct", **neuron_kw) -> SpikingNetwork:
+              encoding: str = "direct", frame_input: str = "mean", **neuron_kw) -> SpikingNetwork:
     """Direct-training SNN: every ``nn.ReLU`` (or QCFS) of ``ann`` becomes ``create_neuron(neuron, ...)``.
 
     ``ann`` is deep-copied. ``neuron`` is a name from ``lmht.neurons.list_neurons()``.
@@ -187,7 +210,8 @@ def build_snn(ann: nn.Module, neuron: str, L: int, T: int, input_shape: Sequence
     def to_neuron(_: nn.Module) -> SpikingActivation:
         return SpikingActivation(create_neuron(neuron, L=L, T=T, **neuron_kw))
 
-    return SpikingNetwork(replace_activations(ann, (nn.ReLU, QCFS), to_neuron), T, encoding, input_shape)
+    return SpikingNetwork(replace_activations(ann, (nn.ReLU, QCFS), to_neuron), T, encoding, input_shape,
+                          frame_input)
 
 
 def reparameterize(snn: SpikingNetwork, input_shape: Sequence[int] | None = None) -> SpikingNetwork:

@@ -1,17 +1,15 @@
 """Spiking neurons (multi-step, ``x_seq [T, B, ...] -> [T, B, ...]``) and the QCFS activation.
 
-* ``LMHTNeuron`` — the Learnable Multi-hierarchical Threshold neuron (Hao et al., NeurIPS 2024,
-  Eqs. 5-9): L threshold levels, a learnable T×T Temporal-Global Information Matrix (T-GIM) and a
-  learnable leak. Because the T-GIM mixes *all* steps (it is not causal), the neuron only exists in
-  multi-step form.
-* ``IFNeuron`` — vanilla integrate-and-fire (``leak < 1``: LIF), spikes ``{0, θ}``.
-* ``SingleThresholdNeuron`` — what ``LMHTNeuron.to_single_threshold()`` returns: an IF neuron over
-  T·L steps with the expanded T-GIM and a per-step leak schedule (Sec. 4.4, reparameterization).
-* ``QCFS`` — the quantized ANN activation that LM-HT is equivalent to (Theorem 4.4).
+``LMHTNeuron`` (Hao et al., NeurIPS 2024, Eqs. 5-9: L levels, T-GIM, learnable leak; multi-step only),
+``IFNeuron`` (vanilla IF, ``leak < 1``: LIF; full BPTT by default, the authors' baseline),
+``SingleThresholdNeuron`` (``LMHTNeuron.to_single_threshold()``: IF over T·L steps, Sec. 4.4) and
+``QCFS`` (the quantized ANN activation LM-HT is equivalent to, Theorem 4.4). Spikes are
+``{0, θ, …, Lθ}`` (level k fires when ``v ≥ fl(k·θ)``); θ is fixed. ``create_neuron(name, ...)``
+builds ``lmht``, ``mht`` (no T-GIM, fixed λ), ``if`` and ``lif`` by name.
 
-Outputs are in units of the threshold: values ``{0, θ, …, Lθ}``. The threshold is fixed.
-``create_neuron(name, ...)`` builds neurons by name: ``lmht``, ``mht`` (LM-HT without T-GIM or
-learnable leak), ``if``, ``lif``.
+Defaults are the paper's method; our variants are named arguments: ``LMHTNeuron(tgim_param="direct")``
+(unbounded Ω, can represent the identity) and ``IFNeuron(gradient="detached")`` (recurrence and reset
+cut, like LM-HT's STBP).
 """
 
 from __future__ import annotations
@@ -27,7 +25,10 @@ from lmht.kernels import get_backend
 from lmht.surrogate import create_surrogate
 
 __all__ = [
+    "IF_GRADIENTS",
     "QCFS",
+    "TGIM_INITS",
+    "TGIM_PARAMS",
     "IFNeuron",
     "LMHTNeuron",
     "SingleThresholdNeuron",
@@ -36,8 +37,12 @@ __all__ = [
     "register_neuron",
 ]
 
+#: T-GIM initializations of ``LMHTNeuron``
 TGIM_INITS = ("uniform", "identity", "random")
-TGIM_PARAMS = ("direct", "sigmoid")
+#: T-GIM parametrizations: the paper's bounded ``(2/T)·σ(ω)`` (default), our unbounded direct Ω
+TGIM_PARAMS = ("sigmoid", "direct")
+#: gradients of ``IFNeuron``: full BPTT (default, the authors' baseline), our detached recurrence
+IF_GRADIENTS = ("bptt", "detached")
 
 
 def _check_positive_int(name: str, value) -> int:
@@ -56,10 +61,12 @@ def _check_threshold(value) -> float:
 class _MultiStepNeuron(nn.Module):
     """Shared plumbing: argument checks, input validation, backend dispatch.
 
-    Subclasses provide ``L``, ``tgim_or_none()`` and ``leak_seq_or_none()``.
+    Subclasses provide ``L``, ``tgim_or_none()`` and ``leak_seq_or_none()``, and set ``bptt`` (False:
+    the recurrence and the reset are detached).
     """
 
     L: int
+    bptt: bool = False
 
     def __init__(self, T: int, threshold: float, v_init: float, surrogate, backend: str | None):
         super().__init__()
@@ -82,7 +89,7 @@ class _MultiStepNeuron(nn.Module):
 
     @property
     def params(self) -> NeuronParams:
-        return NeuronParams(self.L, self.threshold, self.v_init)
+        return NeuronParams(self.L, self.threshold, self.v_init, self.bptt)
 
     def tgim_or_none(self) -> torch.Tensor | None:
         return None
@@ -117,24 +124,30 @@ class LMHTNeuron(_MultiStepNeuron):
 
     For ``t = 1..T`` (Eqs. 5-9), with Ω the T-GIM and λ the leak::
 
-        I_t = Σ_j Ω[t, j] x_j;   v_t = λ v_{t-1} + I_t;   s_t = θ clamp(⌊v_t/θ⌋, 0, L);   v_t -= s_t
+        I_t = Σ_j Ω[t, j] x_j;   v_t = λ v_{t-1} + I_t;   s_t = fl(kθ), k = max{k ≤ L : v_t ≥ fl(kθ)};
+        v_t -= s_t
 
     ``v_0 = v_init · θ``. STBP: ``v_{t-1}`` and the reset are detached; surrogate ``ds/dv`` is 1 on
-    ``[0.5θ, (L+0.5)θ]`` by default; gradients reach Ω and λ.
+    ``[0.5θ, (L+0.5)θ]`` by default; gradients reach Ω and λ. Because Ω mixes all steps (it is not
+    causal), the neuron exists only in multi-step form.
 
     T-GIM parametrization (``tgim_param``):
-        ``"direct"`` (default): Ω is the parameter itself, so every init is exact — ``"uniform"`` is
-        exactly ``1/T``, ``"identity"`` exactly I (no mixing), ``"random"`` a random row-stochastic
-        matrix (rows sum to 1, so the mean current is kept).
-        ``"sigmoid"``: the reference's bounded form ``Ω = (2/T)·σ(ω)``, ω = 0 at uniform; it cannot
-        represent the identity for T ≥ 2 (``ValueError``); ``"random"`` draws ω ~ N(0, 1).
-    Leak: learnable ``λ = σ(a) + 0.5 ∈ (0.5, 1.5)`` as in the reference (``leak_init`` must lie in that
-    open interval), or a fixed float when ``learn_leak=False``.
+        ``"sigmoid"`` (default, the paper's Sec. 4.3 and the authors' code): ``Ω[t, j] = (2/T)·σ(ω[t, j])``,
+        bounded in ``(0, 2/T)``; weight decay pulls ω to 0, i.e. Ω to uniform. ``"uniform"`` is ω = 0
+        (Ω = 1/T exactly); ``"random"`` draws ω ~ N(0, 1) (from the global RNG); ``"identity"`` cannot be
+        represented for T ≥ 2 and raises ``ValueError``.
+        ``"direct"`` (our variant): Ω is the parameter itself, so every init is exact — ``"uniform"``
+        exactly 1/T, ``"identity"`` exactly I (no mixing), ``"random"`` a random row-stochastic matrix
+        (rows sum to 1, so the mean current is kept). Unbounded: weight decay pulls Ω towards 0.
+    Leak: learnable ``λ = σ(a) + 0.5 ∈ (0.5, 1.5)`` as in the reference, ``a = 0`` (λ = 1) by default
+    (``leak_init`` must lie in that open interval), or a fixed float when ``learn_leak=False``.
 
     Args:
         L: number of threshold levels (≥ 1). T: time steps (≥ 1). threshold: θ > 0.
-        v_init: initial membrane as a fraction of θ. surrogate: registry name (``lmht.surrogate``).
-        backend: kernel backend name (``lmht.kernels``), None for the default.
+        v_init: initial membrane as a fraction of θ. tgim_init: one of ``TGIM_INITS``.
+        learn_tgim / learn_leak: make Ω / λ parameters (else buffers). leak_init: initial λ.
+        surrogate: registry name (``lmht.surrogate``). tgim_param: one of ``TGIM_PARAMS``.
+        backend: kernel backend name (``lmht.kernels``), None for the default (``auto``).
     Shapes:
         ``x_seq [T, B, ...] -> [T, B, ...]`` (any trailing shape, including none).
     """
@@ -150,7 +163,7 @@ class LMHTNeuron(_MultiStepNeuron):
         leak_init: float = 1.0,
         learn_leak: bool = True,
         surrogate: str = "rectangle",
-        tgim_param: str = "direct",
+        tgim_param: str = "sigmoid",
         backend: str | None = None,
     ):
         super().__init__(T, threshold, v_init, surrogate, backend)
@@ -184,8 +197,10 @@ class LMHTNeuron(_MultiStepNeuron):
     def _initial_tgim_raw(init: str, param: str, T: int) -> torch.Tensor:
         if param == "sigmoid":
             if init == "identity" and T > 1:
-                raise ValueError("tgim_init='identity' cannot be represented by tgim_param='sigmoid' "
-                                 "(Ω = 2σ(ω)/T) for T >= 2; use tgim_param='direct'")
+                raise ValueError("tgim_init='identity' cannot be represented by the default "
+                                 "tgim_param='sigmoid' (Ω = 2σ(ω)/T lies in (0, 2/T)) for T >= 2; pass "
+                                 "tgim_param='direct' explicitly (our unbounded variant) to start from the "
+                                 "identity")
             return torch.randn(T, T) if init == "random" else torch.zeros(T, T)
         if init == "uniform":
             return torch.full((T, T), 1.0 / T)
@@ -243,22 +258,37 @@ class LMHTNeuron(_MultiStepNeuron):
 class IFNeuron(_MultiStepNeuron):
     r"""Integrate-and-fire neuron with soft reset (``leak < 1``: LIF), multi-step.
 
-    ``v_t = λ v_{t-1} + x_t;  s_t = θ·H(v_t - θ);  v_t -= s_t`` with ``v_0 = v_init · θ``; the same
-    update as ``LMHTNeuron`` with L = 1, identity T-GIM and fixed λ. Spikes are ``{0, θ}``. ``T`` may
-    be reassigned (no T-GIM), e.g. to evaluate a converted network at many steps.
+    ``v_t = λ v_{t-1} + x_t;  s_t = θ·H(v_t − θ);  v_t ← v_t − s_t`` with ``v_0 = v_init · θ``; the
+    same update as ``LMHTNeuron`` with L = 1, identity T-GIM and fixed λ. Spikes are ``{0, θ}``;
+    surrogate ``ds/dv`` 1 on ``[0.5θ, 1.5θ]`` (``rectangle``). ``T`` may be reassigned (no T-GIM), e.g.
+    to evaluate a converted network at many steps.
 
+    Gradients (``gradient``, one of ``IF_GRADIENTS``):
+        ``"bptt"`` (default, the authors' ``IFNeuron``): nothing is detached — gradients flow through
+        the membrane recurrence and through the soft reset, whose spike carries its surrogate
+        gradient: ``dL/dv_t = g_t σ'(v_t) + λ dL/dv_{t+1} (1 − σ'(v_t))`` (pre-reset ``v_t``).
+        ``"detached"`` (our variant): ``v_{t-1}`` and the reset are detached, as in LM-HT's STBP.
+
+    Args:
+        T: time steps. threshold: θ > 0. v_init: initial membrane as a fraction of θ.
+        leak: fixed λ > 0 (1: IF). surrogate: registry name. gradient: ``"bptt"`` or ``"detached"``.
+        backend: kernel backend name (``lmht.kernels``), None for the default.
     Shapes: ``x_seq [T, B, ...] -> [T, B, ...]``.
     """
 
     L = 1
 
     def __init__(self, T: int, threshold: float = 1.0, v_init: float = 0.0, leak: float = 1.0,
-                 surrogate: str = "rectangle", backend: str | None = None):
+                 surrogate: str = "rectangle", gradient: str = "bptt", backend: str | None = None):
         super().__init__(T, threshold, v_init, surrogate, backend)
         leak = float(leak)
         if not math.isfinite(leak) or leak <= 0:
             raise ValueError(f"leak must be a finite number > 0, got {leak}")
+        if gradient not in IF_GRADIENTS:
+            raise ValueError(f"gradient must be one of {IF_GRADIENTS}, got {gradient!r}")
         self.leak = leak
+        self.gradient = gradient
+        self.bptt = gradient == "bptt"
 
     def leak_seq_or_none(self):
         if self.leak == 1.0:
@@ -266,21 +296,23 @@ class IFNeuron(_MultiStepNeuron):
         return torch.full((self.T,), self.leak)
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, leak={self.leak:g}"
+        return f"{super().extra_repr()}, leak={self.leak:g}, gradient={self.gradient}"
 
 
 class SingleThresholdNeuron(IFNeuron):
     """Single-threshold neuron over ``T`` (= T_lmht · L) steps with a fixed T-GIM and leak schedule.
 
-    Produced by ``LMHTNeuron.to_single_threshold()``; spikes ``{0, θ}``.
+    Produced by ``LMHTNeuron.to_single_threshold()``; spikes ``{0, θ}``. Its gradients are LM-HT's
+    (``gradient="detached"``) unless asked otherwise.
 
     Args:
         tgim: ``[T, T]`` fixed mixing matrix. leak_schedule: ``[T]`` leak per step.
     """
 
     def __init__(self, T: int, threshold: float, v_init: float, tgim: torch.Tensor,
-                 leak_schedule: torch.Tensor, surrogate: str = "rectangle", backend: str | None = None):
-        super().__init__(T, threshold, v_init, 1.0, surrogate, backend)
+                 leak_schedule: torch.Tensor, surrogate: str = "rectangle", gradient: str = "detached",
+                 backend: str | None = None):
+        super().__init__(T, threshold, v_init, 1.0, surrogate, gradient, backend)
         if tgim.shape != (T, T) or leak_schedule.shape != (T,):
             raise ValueError(f"tgim must be [{T}, {T}] and leak_schedule [{T}], got "
                              f"{tuple(tgim.shape)} and {tuple(leak_schedule.shape)}")
@@ -341,7 +373,9 @@ def create_neuron(name: str, *, L: int = 1, T: int, threshold: float | None = No
     """Build a multi-step neuron by name with the paper's defaults.
 
     ``lmht``/``mht``: θ = 2/L by default (max per-step output 2, the reference's direct training);
-    ``if``/``lif``: θ = 1, and L must be 1 (``lif`` leak 0.5 by default, i.e. τ = 2).
+    ``mht`` has no T-GIM (a fixed identity, never multiplied) and a fixed λ = 1.
+    ``if``/``lif``: θ = 1, and L must be 1 (``lif`` leak 0.5 by default, i.e. τ = 2); full BPTT unless
+    ``gradient="detached"``. Other keywords go to the neuron's constructor.
     """
     try:
         factory = _NEURONS[name]
@@ -359,11 +393,11 @@ def _lmht(L, T, threshold=None, **kwargs):
 @register_neuron("mht")
 def _mht(L, T, threshold=None, **kwargs):
     _check_positive_int("L", L)
-    for fixed in ("tgim_init", "learn_tgim", "learn_leak"):
+    for fixed in ("tgim_init", "tgim_param", "learn_tgim", "learn_leak"):
         if fixed in kwargs:
             raise ValueError(f"{fixed}: the 'mht' neuron has no T-GIM or learnable leak; use 'lmht'")
     return LMHTNeuron(L, T, threshold=2.0 / L if threshold is None else threshold, tgim_init="identity",
-                      learn_tgim=False, learn_leak=False, **kwargs)
+                      tgim_param="direct", learn_tgim=False, learn_leak=False, **kwargs)
 
 
 def _single_level(name: str, L: int, kwargs: dict) -> None:

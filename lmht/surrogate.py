@@ -1,8 +1,9 @@
 """Surrogate gradients for multi-level firing, looked up by name.
 
-The forward pass of a (multi-level) spiking neuron is the staircase
-``s(v) = θ · clamp(floor(v / θ), 0, L)``; its derivative is zero almost everywhere, so STBP
-replaces ``ds/dv`` by a surrogate. LM-HT (Hao et al., 2024, Sec. 4.3) uses the rectangular window
+The forward pass of a (multi-level) spiking neuron is the staircase ``s(v) = fl(k·θ)`` for the
+highest ``k ≤ L`` with ``v ≥ fl(k·θ)`` (``lmht.functional.staircase``; ``θ·clamp(⌊v/θ⌋, 0, L)`` away
+from the boundaries); its derivative is zero almost everywhere, so STBP replaces ``ds/dv`` by a
+surrogate. LM-HT (Hao et al., 2024, Sec. 4.3) uses the rectangular window
 ``ds/dv = 1`` on ``[0.5θ, (L + 0.5)θ]``: the straight line through the centres of the steps.
 
 Each surrogate is a small object with ``grad(v, threshold, levels) -> ds/dv`` (same shape as ``v``)

@@ -225,6 +225,33 @@ def test_defaults_cover_the_schema_and_presets_resolve():
     assert resolve_config("direct", "fashion_mnist")["dataset"] == "fashion_mnist"
 
 
+@pytest.mark.parametrize("neuron", ["if", "lif"])
+def test_variant_keys_reach_the_networks_they_change(neuron):
+    """``if_gradient`` reaches every IF/LIF neuron (BPTT by default); ``frame_input`` and
+    ``hybrid_init`` reach the network builders."""
+    from types import SimpleNamespace
+
+    from lmht.build import build_direct_snn
+    from lmht.neurons import IFNeuron
+
+    info = SimpleNamespace(num_classes=10, in_chans=1, input_size=(1, 28, 28), encoding="frames")
+    for value in ("bptt", "detached"):
+        cfg = resolve_config(
+            "direct", overrides=[f"neuron={neuron}", "L=1", f"if_gradient={value}", "frame_input=bins"]
+        )
+        net = build_direct_snn(cfg, info)
+        neurons = [m for m in net.modules() if isinstance(m, IFNeuron)]
+        assert neurons and {n.gradient for n in neurons} == {value}
+        assert net.frame_input == "bins"
+    assert {
+        n.gradient
+        for n in build_direct_snn(
+            resolve_config("direct", overrides=[f"neuron={neuron}", "L=1"]), info
+        ).modules()
+        if isinstance(n, IFNeuron)
+    } == {"bptt"}
+
+
 def test_overrides_are_typed_by_the_schema():
     cfg = resolve_config(
         "direct",

@@ -1,4 +1,5 @@
-"""Network-level conversions: exact hybrid initialization (Thm 4.4), reparameterization (Sec. 4.4)."""
+"""Network-level conversions: hybrid initialization (Algorithm 1 and our exact variant, Thm 4.4),
+classic QCFS -> IF conversion, reparameterization (Sec. 4.4)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import torch
 from torch import nn
 
 from lmht.convert import (
+    HYBRID_INITS,
     build_snn,
     qcfs_to_if,
     qcfs_to_lmht,
@@ -16,6 +18,7 @@ from lmht.convert import (
     reparameterize,
     replace_activations,
 )
+from lmht.functional import qcfs
 from lmht.layers import SeqToBatch, SpikingActivation
 from lmht.network import SpikingNetwork
 from lmht.neurons import QCFS, IFNeuron, LMHTNeuron
@@ -87,7 +90,46 @@ def _qcfs_ann(levels, seed):
 
 
 # ------------------------------------------------------------------------------------------------
-# Hybrid initialization is exact (Theorem 4.4 made network-wide)
+# Hybrid initialization: the paper's Algorithm 1 (default)
+# ------------------------------------------------------------------------------------------------
+def _affine_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Parameters and buffers of every conv / linear / BN layer (what Algorithm 1 must leave alone)."""
+    return {f"{name}.{key}": value for name, m in model.named_modules()
+            if isinstance(m, (nn.Conv2d, nn.Linear, nn.BatchNorm2d))
+            for key, value in m.state_dict().items()}
+
+
+@pytest.mark.parametrize("L,T", [(2, 2), (4, 2), (2, 4), (1, 4)])
+def test_algorithm1_scales_only_the_first_neuron_layer(L, T):
+    """Algorithm 1: θ = ϑ, v_init = 0.5, uniform T-GIM (sigmoid form, ω = 0), λ = 1, first input × L;
+    every bias and BN statistic untouched; the first layer's mean output / L is QCFS_{T·L} of its input."""
+    assert HYBRID_INITS == ("algorithm1", "exact")
+    ann = _qcfs_ann(T * L, seed=L * 10 + T)
+    snn = qcfs_to_lmht(ann, L, T, INPUT).double().eval()
+    before, after = _affine_state(ann), _affine_state(snn.model)
+    assert before.keys() == after.keys() and len(before) > 10
+    assert all(torch.equal(before[k], after[k]) for k in before), "Algorithm 1 changed a later layer"
+    layers = snn.spiking_layers()
+    assert layers[0].input_scale == L and all(layer.input_scale == 1.0 for layer in layers[1:])
+    thresholds = [float(m.threshold.detach()) for m in ann.modules() if isinstance(m, QCFS)]
+    for layer, theta in zip(layers, thresholds, strict=True):
+        neuron = layer.neuron
+        assert neuron.threshold == theta and neuron.v_init == 0.5 and neuron.L == L
+        assert neuron.tgim_param == "sigmoid"
+        assert torch.equal(neuron.tgim_raw, torch.zeros(T, T, dtype=torch.float64))
+        assert neuron.learn_leak and neuron.leak.item() == 1.0
+    seen = {}
+    layers[0].register_forward_hook(lambda m, args, out: seen.update(x=args[0], out=out))
+    x = torch.rand(16, *INPUT, dtype=torch.float64) * 2 - 0.5
+    with torch.no_grad():
+        snn(x)
+    first_out = seen["out"].unflatten(0, (T, -1)).mean(0) / L
+    expected = qcfs(seen["x"], T * L, layers[0].neuron.threshold)  # Theorem 4.4 at the first layer
+    torch.testing.assert_close(first_out, expected, rtol=0, atol=1e-12)
+
+
+# ------------------------------------------------------------------------------------------------
+# Hybrid initialization, our exact variant (Theorem 4.4 made network-wide)
 # ------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("L,T", [(2, 2), (4, 2), (2, 4), (1, 4), (3, 1)])
 def test_hybrid_init_is_exact(L, T):
@@ -95,7 +137,7 @@ def test_hybrid_init_is_exact(L, T):
     x = torch.rand(16, *INPUT, dtype=torch.float64) * 2 - 0.5
     with torch.no_grad():
         ann_logits = ann(x)
-        snn = qcfs_to_lmht(ann, L, T, INPUT).double().eval()
+        snn = qcfs_to_lmht(ann, L, T, INPUT, init="exact").double().eval()
         out = snn(x)
     assert out.shape == (T, 16, 10)
     torch.testing.assert_close(out.mean(0) / L, ann_logits, rtol=0, atol=1e-4)
@@ -113,8 +155,8 @@ def test_hybrid_init_is_not_exact_without_constant_scaling():
     ann = _qcfs_ann(4, seed=3)
     x = torch.rand(64, *INPUT, dtype=torch.float64)
     with torch.no_grad():
-        exact = qcfs_to_lmht(ann, 2, 2, INPUT).double()(x).mean(0) / 2
-        reference = qcfs_to_lmht(ann, 2, 2, INPUT, exact=False).double()(x).mean(0) / 2
+        exact = qcfs_to_lmht(ann, 2, 2, INPUT, init="exact").double()(x).mean(0) / 2
+        reference = qcfs_to_lmht(ann, 2, 2, INPUT).double()(x).mean(0) / 2  # Algorithm 1
         target = ann(x)
     torch.testing.assert_close(exact, target, rtol=0, atol=1e-4)
     assert (reference - target).abs().max() > 1e-3
@@ -123,14 +165,48 @@ def test_hybrid_init_is_not_exact_without_constant_scaling():
 def test_hybrid_rejects_max_pooling():
     ann = _randomize(relu_to_qcfs(TinyResNet(pool=nn.MaxPool2d), 4), 0)
     with pytest.raises(ValueError, match="MaxPool2d"):
-        qcfs_to_lmht(ann, 2, 2, INPUT)
-    qcfs_to_lmht(ann, 2, 2, INPUT, exact=False)  # the reference's approximate init still works
+        qcfs_to_lmht(ann, 2, 2, INPUT, init="exact")
+    qcfs_to_lmht(ann, 2, 2, INPUT)  # Algorithm 1 (the paper's) needs no homogeneity
 
 
-def test_hybrid_leaves_the_ann_untouched():
+def test_hybrid_init_argument_checks():
+    ann = _qcfs_ann(4, seed=2)
+    with pytest.raises(ValueError, match="init"):
+        qcfs_to_lmht(ann, 2, 2, INPUT, init="paper")
+    exact = qcfs_to_lmht(ann, 2, 2, INPUT, init="exact").model.fc2.bias
+    assert torch.equal(exact, 2 * ann.fc2.bias)  # every later constant term × L
+    assert torch.equal(qcfs_to_lmht(ann, 2, 2, INPUT).model.fc2.bias, ann.fc2.bias)  # Algorithm 1
+
+
+@pytest.mark.parametrize("init", HYBRID_INITS)
+def test_hybrid_and_reparam_scale_at_the_encoding_point_of_ms_resnet(init):
+    """MS-ResNet: the stem's output feeds the first neuron and the first shortcut (``EncodingPoint``),
+    so the × L of Algorithm 1 applies there; exact init and reparameterization stay exact."""
+    from lmht.layers import EncodingPoint
+    from lmht.models import create_model
+
+    torch.manual_seed(0)
+    ann = relu_to_qcfs(create_model("lmht_ms_resnet18", num_classes=10, in_chans=3), 4)
+    with torch.no_grad():
+        ann.train()(torch.randn(16, 3, 16, 16))  # non-trivial BN statistics
+    ann = ann.double().eval()
+    x = torch.randn(6, 3, 16, 16, dtype=torch.float64)
+    with torch.no_grad():
+        snn = qcfs_to_lmht(ann, 2, 2, (3, 16, 16), init=init).eval()
+        out = snn(x)
+        single = reparameterize(snn).eval()(x)
+    point = next(m for m in snn.modules() if isinstance(m, EncodingPoint))
+    assert point.input_scale == 2 and all(s.input_scale == 1 for s in snn.spiking_layers())
+    torch.testing.assert_close(single.mean(0) * 2, out.mean(0), rtol=0, atol=1e-9)
+    if init == "exact":
+        torch.testing.assert_close(out.mean(0) / 2, ann(x), rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("init", HYBRID_INITS)
+def test_hybrid_leaves_the_ann_untouched(init):
     ann = _qcfs_ann(4, seed=1)
     before = {k: v.clone() for k, v in ann.state_dict().items()}
-    qcfs_to_lmht(ann, 2, 2, INPUT)
+    qcfs_to_lmht(ann, 2, 2, INPUT, init=init)
     assert all(torch.equal(before[k], v) for k, v in ann.state_dict().items())
 
 
@@ -142,7 +218,7 @@ def test_qcfs_to_if_first_layer_exact_and_converges():
     x = torch.rand(200, *INPUT, dtype=torch.float64)
     snn = qcfs_to_if(ann, T=8).double()
     neurons = [layer.neuron for layer in snn.spiking_layers()]
-    assert all(isinstance(n, IFNeuron) and n.v_init == 0.5 for n in neurons)
+    assert all(isinstance(n, IFNeuron) and n.v_init == 0.5 and n.gradient == "bptt" for n in neurons)
     assert neurons[0].threshold == pytest.approx(float(ann.act.threshold.detach()))
     with torch.no_grad():
         target = ann(x).argmax(1)
@@ -158,8 +234,9 @@ def test_qcfs_to_if_first_layer_exact_and_converges():
 # ------------------------------------------------------------------------------------------------
 def _trained_like_lmht(L, T, seed, nonneg):
     torch.manual_seed(seed)
-    snn = build_snn(_randomize(TinyResNet(), seed, nonneg=nonneg), "lmht", L, T, INPUT,
-                    tgim_init="random", leak_init=0.85, v_init=0.3, threshold=0.7).double().eval()
+    # the tests below write Ω itself into tgim_raw: our direct parametrization
+    snn = build_snn(_randomize(TinyResNet(), seed, nonneg=nonneg), "lmht", L, T, INPUT, tgim_init="random",
+                    tgim_param="direct", leak_init=0.85, v_init=0.3, threshold=0.7).double().eval()
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for layer in snn.spiking_layers():  # "learned" T-GIM (non-negative) and leak != 1
@@ -214,9 +291,9 @@ def test_reparameterization_agrees_on_random_nets():
 
 
 def test_reparameterize_hybrid_network_roundtrip():
-    # hybrid (constants × L) followed by reparameterization (÷ L) recovers the ANN's constants
+    # exact hybrid (constants × L) followed by reparameterization (÷ L) recovers the ANN's constants
     ann = _qcfs_ann(4, seed=9)
-    snn = qcfs_to_lmht(ann, 2, 2, INPUT).double()
+    snn = qcfs_to_lmht(ann, 2, 2, INPUT, init="exact").double()
     single = reparameterize(snn)
     assert torch.allclose(single.model.fc2.bias, ann.fc2.bias)
     assert single.spiking_layers()[0].input_scale == 1.0
@@ -254,11 +331,31 @@ def test_frames_encoding_bins_frames():
         def forward(self, x):
             return self.fc(self.act(x).flatten(1))
 
-    snn = build_snn(Flat(), "if", 1, 2, encoding="frames")
+    snn = build_snn(Flat(), "if", 1, 2, encoding="frames", frame_input="bins")
     out = snn(torch.rand(4, 10, 2, 4, 4))
     assert out.shape == (2, 4, 3)
     with pytest.raises(ValueError, match="frames"):
         snn(torch.rand(4, 9, 2, 4, 4))
+
+
+def test_frames_encoding_mean_of_frames_by_default():
+    """The authors' DVS input: the mean of all F frames, repeated over T (any F, any T)."""
+
+    class Flat(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.act = nn.ReLU()
+            self.fc = nn.Linear(2 * 4 * 4, 3)
+
+        def forward(self, x):
+            return self.fc(self.act(x).flatten(1))
+
+    frames = torch.rand(4, 9, 2, 4, 4)
+    ann = Flat()
+    snn = build_snn(ann, "if", 1, 2, encoding="frames")
+    reference = build_snn(ann, "if", 1, 2)  # direct encoding of the mean frame, same weights
+    with torch.no_grad():
+        torch.testing.assert_close(snn(frames), reference(frames.mean(1)))
 
 
 def test_shared_activation_is_rejected():

@@ -236,7 +236,9 @@ def _run_convert(cfg, ctx, info, ann, parent):
     data = build_data(cfg, ctx, train=False)
     ann_top1 = evaluate(ann, data.test, cfg, ctx, desc="ANN").top1
     steps = cfg["convert_steps"]
-    snn = qcfs_to_if(ann, steps, encoding=info.encoding, input_shape=tuple(info.input_size)).to(ctx.device)
+    snn = qcfs_to_if(
+        ann, steps, encoding=info.encoding, input_shape=tuple(info.input_size), frame_input=cfg["frame_input"]
+    ).to(ctx.device)
     curve = evaluate(snn, data.test, cfg, ctx, desc=f"T={steps}").top1_per_step
     snn.T = cfg["T"]
     at_t = summary(evaluate(snn, data.test, cfg, ctx, measure=True, desc=f"T={cfg['T']}"))

@@ -1,26 +1,30 @@
 """``compile`` backend: the fused multi-step neuron compiled by ``torch.compile`` (inductor).
 
-The forward and the backward pass of ``lmht.kernels``' ``torch`` backend are written here as pure
-tensor functions (no ``out=``, no in-place ops) over ``x [T, N]`` and compiled with
+The forward and the backward pass of the ``torch`` backend (``lmht.kernels.fused``) are written here as
+pure tensor functions (no ``out=``, no in-place ops) over ``x [T, N]`` and compiled with
 ``fullgraph=True``. Inductor turns the unrolled T-step recurrence (Eqs. 5-8)::
 
-    I = Ω x;   v_t = λ_t v_{t-1} + I_t;   s_t = θ clamp(⌊v_t / θ⌋, 0, L);   v_t -= s_t
+    I = Ω x;   u_t = λ_t v_{t-1} + I_t;   s_t = staircase(u_t);   v_t = u_t − s_t
 
 into one loop over neurons that keeps ``v`` in registers and touches memory once per input and
 output row; Ω stays a matmul (the same BLAS / cuBLAS call as the plain path). The memory strategy is
-the ``torch`` backend's: save the input and the spikes only, recompute the membranes in backward.
+the ``torch`` backend's: save the input and the spikes only, recompute the membranes in backward
+(STBP: one sweep; BPTT: the recomputed ``u_t`` feed a reverse-time sweep
+``dL/du_t = c_t + (g_t − c_t) σ'(u_t)``, ``c_t = λ_{t+1} dL/du_{t+1}``).
 
 Exactness (spikes equal the plain path bit for bit):
-* ``⌊v/θ⌋``: inductor lowers floor-division of floats to ``floor(v / θ)``, which differs from ATen's
-  (fmod-based, exact) result whenever ``v / θ`` rounds up onto an integer. Here θ = 1 uses ``floor``,
-  θ = 2^k the exact ``floor(v · 2^-k)``, and any other θ replays ATen's algorithm.
-* ``λ v + I``: ATen's ``addcmul`` rounds once (fused multiply-add, CPU and CUDA) while ``v - θ·q``
-  rounds twice. On CUDA inductor emits an explicit FMA for the first and the Triton kernels are built
-  without contraction (``emulate_precision_casts``); on CPU (no contraction by default) the float32
-  charge is summed in float64, where the product is exact. float64 inputs on CPU are not covered
-  (their charge rounds twice, so membranes may differ from the plain path in the last bit).
+* ``staircase``: the ops of ``lmht.functional.staircase`` with the constants of ``fire_constants``
+  (Python floats exact in the dtype): clamp, scaled floor (and, when no multiplier is exact at every
+  boundary, one comparison with ``fl((k̂+1)·θ)``). No division, so inductor's rewrites of ``/`` do
+  not apply.
+* ``λ v + I``: ATen's ``addcmul`` rounds once (fused multiply-add, CPU and CUDA) while ``v - s`` and
+  ``(k̂+1)·θ`` round on their own. On CUDA inductor emits an explicit FMA for the first and the Triton
+  kernels are built without contraction (``emulate_precision_casts``); on CPU (no contraction by
+  default) the float32 charge is summed in float64, where the product is exact. float64 inputs on CPU
+  are not covered (their charge rounds twice, so membranes may differ from the plain path in the
+  last bit).
 
-Graphs are specialised on everything but the neuron count: (T, L, θ, v_init, which of Ω and λ
+Graphs are specialised on everything but the neuron count: (T, L, θ, v_init, BPTT, which of Ω and λ
 exist, dtype, device) for the forward, plus the surrogate and the needed gradients for the backward.
 ``N`` is dynamic, so every layer of a network shares one graph. Each specialisation gets its own
 code object, so dynamo's per-function recompile limit never sends a combination back to eager
@@ -29,15 +33,14 @@ silently. First use of a specialisation compiles it (seconds; cached on disk by 
 
 from __future__ import annotations
 
-import math
 import types
 from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
 
-from lmht.functional import NeuronParams
-from lmht.kernels import apply_outside_autocast, as_rows, finish_forward, from_rows, register_backend, rows_in
+from lmht.functional import FireConstants, NeuronParams, fire_constants, staircase_from_constants
+from lmht.kernels.layout import apply_outside_autocast, as_rows, finish_forward, from_rows, rows_in
 from lmht.surrogate import Surrogate
 
 __all__ = ["clear_cache", "compiled_specialisations", "lmht_compiled"]
@@ -48,8 +51,10 @@ class _Spec(NamedTuple):
 
     steps: int
     levels: int
-    threshold: float
+    threshold: float  # θ as given (the surrogate's window is computed from it, as in the plain path)
+    fire: FireConstants  # θ, fl(Lθ), the floor's multiplier, in this dtype
     v_start: float  # v_0 = v_init · θ
+    bptt: bool
     has_tgim: bool
     has_leak: bool
     dtype: torch.dtype
@@ -82,35 +87,6 @@ def compiled_specialisations() -> int:
 # ----------------------------------------------------------------------------------------------------
 # Pure maths, traced by dynamo
 # ----------------------------------------------------------------------------------------------------
-def _is_power_of_two(value: float) -> bool:
-    return value > 0 and math.frexp(value)[0] == 0.5
-
-
-def _floor_divide(v: torch.Tensor, divisor: float) -> torch.Tensor:
-    """ATen's float floor-division ``div(v, θ, rounding_mode="floor")`` for θ > 0, op for op.
-
-    ``floor((v - fmod(v, θ)) / θ)``, one lower when the remainder is negative, rounded up when the
-    quotient sits more than half below the next integer; exact because ``fmod`` is.
-    """
-    remainder = torch.fmod(v, divisor)
-    quotient = (v - remainder) / divisor
-    quotient = torch.where(remainder < 0, quotient - 1.0, quotient)
-    floored = torch.floor(quotient)
-    return torch.where(quotient - floored > 0.5, floored + 1.0, floored)
-
-
-def _staircase(v: torch.Tensor, threshold: float, levels: int) -> torch.Tensor:
-    """``θ · clamp(⌊v / θ⌋, 0, L)`` (Eq. 7), equal to ``lmht.functional.staircase`` bit for bit."""
-    if threshold == 1.0:
-        quotient = torch.floor(v)
-    elif _is_power_of_two(threshold):
-        quotient = torch.floor(v * (1.0 / threshold))
-    else:
-        quotient = _floor_divide(v, threshold)
-    spikes = torch.clamp(quotient, 0, levels)
-    return spikes if threshold == 1.0 else spikes * threshold
-
-
 def _charge(current: torch.Tensor, v_prev: torch.Tensor, leak: torch.Tensor | None, spec: _Spec):
     """``λ v + I`` rounded once, like ATen's ``addcmul`` (an FMA on CPU and CUDA), or ``I + v``.
 
@@ -126,7 +102,7 @@ def _charge(current: torch.Tensor, v_prev: torch.Tensor, leak: torch.Tensor | No
 
 
 def _make_forward(spec: _Spec):
-    steps, levels, threshold, v_start = spec.steps, spec.levels, spec.threshold, spec.v_start
+    steps, levels, fire, v_start = spec.steps, spec.levels, spec.fire, spec.v_start
     has_tgim, has_leak = spec.has_tgim, spec.has_leak
 
     def lmht_forward(x, tgim, leak):
@@ -135,7 +111,7 @@ def _make_forward(spec: _Spec):
         spikes = []
         for t in range(steps):
             v = _charge(currents[t], v, leak[t] if has_leak else None, spec)
-            s = _staircase(v, threshold, levels)
+            s = staircase_from_constants(v, fire, levels)
             spikes.append(s)
             v = v - s
         return torch.stack(spikes), v
@@ -152,21 +128,31 @@ def _make_backward(spec: _GradSpec):
     def lmht_backward(x, tgim, leak, spikes, grad):
         currents = torch.mm(tgim, x) if has_tgim else x
         v_prev = torch.full_like(x[0], v_start)
-        grad_currents, grad_leak = [], []
+        membranes, befores = [], []  # u_t and v_{t-1}
         for t in range(steps):
             v = _charge(currents[t], v_prev, leak[t] if has_leak else None, fwd)
-            grad_current = grad[t] * surrogate.grad(v, threshold, levels)
-            grad_currents.append(grad_current)
-            if need_leak:
-                grad_leak.append(torch.sum(grad_current * v_prev))
+            membranes.append(v)
+            befores.append(v_prev)
             v_prev = v - spikes[t]
+        grad_currents = [None] * steps
+        carry = None  # dL/dv_t through the recurrence (BPTT); the final membrane is unused
+        for t in reversed(range(steps)) if fwd.bptt else range(steps):
+            slope = surrogate.grad(membranes[t], threshold, levels)
+            if carry is None:
+                grad_currents[t] = grad[t] * slope
+            else:
+                grad_currents[t] = torch.lerp(carry, grad[t], slope)  # c + σ'(g − c); exact for 0/1
+            if fwd.bptt:
+                carry = grad_currents[t] * leak[t] if has_leak else grad_currents[t]
         grad_current = torch.stack(grad_currents)
-        grad_x = grad_tgim = None
+        grad_x = grad_tgim = grad_leak = None
         if need_x:
             grad_x = torch.mm(tgim.t(), grad_current) if has_tgim else grad_current
         if need_tgim:
             grad_tgim = torch.mm(grad_current, x.t())
-        return grad_x, grad_tgim, torch.stack(grad_leak) if need_leak else None
+        if need_leak:
+            grad_leak = torch.stack([torch.sum(g * v) for g, v in zip(grad_currents, befores, strict=True)])
+        return grad_x, grad_tgim, grad_leak
 
     return lmht_backward
 
@@ -211,12 +197,15 @@ class _CompiledNeuron(torch.autograd.Function):
     def forward(ctx, x_seq, tgim, leak_seq, params: NeuronParams, surrogate: Surrogate):
         steps = x_seq.shape[0]
         x, perm = as_rows(x_seq)
-        spec = _Spec(steps, params.levels, params.threshold, params.v_init * params.threshold,
-                     tgim is not None, leak_seq is not None, x.dtype, x.device.type)
+        fire = fire_constants(params.threshold, params.levels, x.dtype)
+        spec = _Spec(steps, params.levels, params.threshold, fire, params.v_init * params.threshold,
+                     params.bptt, tgim is not None, leak_seq is not None, x.dtype, x.device.type)
         mix = None if tgim is None else tgim.to(x.dtype)
         leak = None if leak_seq is None else leak_seq.to(x.dtype)
         _neurons_dynamic(x)
-        spikes, v_last = _graph("forward", spec, _make_forward, x.device.type)(x, mix, leak)
+        # the forward pass is the same under STBP and BPTT: one graph for both
+        forward = _graph("forward", spec._replace(bptt=False), _make_forward, x.device.type)
+        spikes, v_last = forward(x, mix, leak)
         ctx.spec, ctx.surrogate = spec, surrogate
         return finish_forward(ctx, x_seq, perm, (x, mix, leak, spikes), spikes, v_last)
 
@@ -241,5 +230,3 @@ def lmht_compiled(x_seq, params: NeuronParams, tgim=None, leak_seq=None, surroga
         raise ValueError("surrogate: the compile backend needs a Surrogate (lmht.surrogate.create_surrogate)")
     return apply_outside_autocast(_CompiledNeuron, x_seq, tgim, leak_seq, params, surrogate)
 
-
-register_backend("compile", lmht_compiled)
