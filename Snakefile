@@ -19,6 +19,11 @@ min_version("9.0")
 configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
+# `--config key=false` arrives as the string "false": read the boolean switches as YAML does
+for _key in ("check_data_roots", "prepare_data"):
+    if isinstance(config.get(_key), str) and config[_key].lower() in ("true", "false"):
+        config[_key] = config[_key].lower() == "true"
+
 try:
     validate(config, "workflow/schemas/config.schema.yaml")
 except WorkflowError as exc:  # first line: the key path and the problem, not jsonschema's schema dump

@@ -323,7 +323,7 @@ def test_reset_classifier():
     ],
 )
 def test_exact_hybrid_conversion_through_the_architecture(name, kwargs):
-    """With Q = T·L, the converted LM-HT network's time-mean logits are L × the QCFS ANN's logits:
+    """With Q = T·L, our exact initialization (init="exact") gives time-mean logits = L × the QCFS ANN's:
     the architecture's residual sums and average pools keep the conversion exact (spec: hybrid).
     Float64 avoids float32 rounding flipping a level exactly at a quantization boundary."""
     from lmht.convert import qcfs_to_lmht, relu_to_qcfs
@@ -341,7 +341,7 @@ def test_exact_hybrid_conversion_through_the_architecture(name, kwargs):
     x = torch.randn(4, *shape, dtype=torch.float64)
     with torch.no_grad():
         ref = ann.eval()(x)
-        snn = qcfs_to_lmht(ann, 2, 2, shape).eval()
+        snn = qcfs_to_lmht(ann, 2, 2, shape, init="exact").eval()
         out = snn(x).mean(0) / 2
     assert ref.abs().max() > 1e-3
     torch.testing.assert_close(out, ref, atol=1e-9, rtol=1e-9)
