@@ -18,9 +18,11 @@ Encodings:
             the stem included, runs on all T steps (F must be a multiple of T).
 
     The first layer's T-GIM under ``"mean"``: the repeated current gives ``I_t = Σ_j Ω[t, j] x̄`` with
-    the paper's ``Ω = 2σ(ω)/T`` (Eq. of §4.3), i.e. a per-step gain ``Σ_j 2σ(ω[t, j])/T ∈ (0, 2)``. The
-    authors' code feeds the neuron one input step and divides by that (1), a gain ``2σ(ω[t, 0]) ∈
-    (0, 2)``: the same functions at the same (uniform) start, a different parametrization of the gain.
+    the paper's ``Ω = 2σ(ω)/T`` (Eq. of §4.3), i.e. a per-step gain ``Σ_j 2σ(ω[t, j])/T ∈ (0, 2)``, 1 at
+    the uniform start. The authors' code feeds that neuron one input step, divides by the number of
+    input steps (1) and broadcasts the T-GIM row over it: a gain ``Σ_j 2σ(ω[t, j]) ∈ (0, 2T)``, T at
+    the start. The BN before the neuron can absorb the factor T (same functions); the starting point
+    and that layer's effective learning rate differ. We follow the paper's Ω (docs/fidelity.md).
 Output: logits ``[T, B, classes]``; the prediction is the mean over time.
 """
 

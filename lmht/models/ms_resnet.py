@@ -15,11 +15,12 @@ residual stream starts from the analog stem output; the first block's ``ReLU1`` 
 and the last block's stream goes straight to global average pooling and the classifier (no neuron
 after the last block). Under direct encoding the stem still runs once: an
 :class:`lmht.layers.EncodingPoint` after the stem repeats its output over T for both the first neuron
-and the first shortcut. (Conversion note: the exact hybrid initialization and the reparameterization
-scale the first neuron's input; here the analog input also enters the residual stream, so they are
-exact only for the variant below.)
+and the first shortcut. (Conversion note: the analog input also enters the residual stream, so the
+hybrid initialization's × L and the reparameterization's ÷ L apply at the ``EncodingPoint``, to both
+paths; the exact initialization and the reparameterization stay exact, as the authors' reparameterized
+MS-ResNet-34 scales its input at the same point.)
 
-``stem_neuron=True`` (our variant, conversion-exact): stem conv + BN + ReLU, the first block without
+``stem_neuron=True`` (our variant): stem conv + BN + ReLU, the first block without
 its leading ``ReLU1`` (its input already is that activation), and a final ReLU after the last block,
 so every layer after the stem reads spikes.
 
