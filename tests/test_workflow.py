@@ -147,6 +147,27 @@ def test_dry_run(tmp_path, suite):
     assert not (tmp_path / "results").exists()
 
 
+def test_command_line_config_values_are_read_as_yaml(tmp_path):
+    """`--config seeds=[0,1] prepare_data=false` (Snakemake passes strings) means a list and a boolean."""
+    res = snakemake(
+        "-n",
+        "--config",
+        "suite=quick",
+        "seeds=[0,1]",
+        "prepare_data=false",
+        "check_data_roots=false",
+        cwd=tmp_path,
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    counts = job_counts(res.stdout + res.stderr)
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    from lmht.experiment import suite_cells
+
+    config["seeds"] = [0, 1]
+    assert counts["train_direct"] == sum(c.mode == "direct" for c in suite_cells(config, "paper"))
+    assert not any(rule.startswith("prepare_") for rule in counts)
+
+
 def test_cell_paths_parse(tmp_path):
     """Every kind of cell path maps to its rule, and the ANN is shared by convert and hybrid cells."""
     base = "results/quick/runs/fashion_mnist/lmht_fmnist_cnn"
