@@ -152,7 +152,7 @@ def test_command_line_config_values_are_read_as_yaml(tmp_path):
     res = snakemake(
         "-n",
         "--config",
-        "suite=quick",
+        "suite=paper",
         "seeds=[0,1]",
         "prepare_data=false",
         "check_data_roots=false",
