@@ -10,6 +10,9 @@ builds ``lmht``, ``mht`` (no T-GIM, fixed λ), ``if`` and ``lif`` by name.
 Defaults are the paper's method; our variants are named arguments: ``LMHTNeuron(tgim_param="direct")``
 (unbounded Ω, can represent the identity) and ``IFNeuron(gradient="detached")`` (recurrence and reset
 cut, like LM-HT's STBP).
+
+Over 400 lines because it holds all four neuron modules with their shared multi-step base and registry
+(the maths is in :mod:`lmht.functional`, the kernels in :mod:`lmht.kernels`).
 """
 
 from __future__ import annotations

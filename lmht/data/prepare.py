@@ -32,6 +32,10 @@ shared copy on a cluster) is only checked. Caches and records go to CACHE, never
 
 ``--mirror URL`` (or ``$LMHT_DATA_MIRROR``) fetches every file as ``URL/<file name>`` instead of its
 public URL (a site mirror; the tests use a local HTTP server).
+
+Over 400 lines because preparation is one idea (fetch, verify, lay out) applied to five datasets
+with their own archive formats and layouts; each dataset's steps are one short function here so that the
+workflow rules, the loopback tests and the README's list of archives read one table (``DATASETS``).
 """
 
 from __future__ import annotations

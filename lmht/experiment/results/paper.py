@@ -1,6 +1,9 @@
 """The paper's tables and claims on this suite: every number of ``paper-claims.csv`` with a verdict, the
 paper's orderings and our variants with Δ/CI/p/verdict, Tables 1-4 and S1 in the paper's shape, and
 the list of every cell.
+
+Over 400 lines because it holds the claims matcher and each of the paper's tables (1-4, S1), one
+builder each.
 """
 
 from __future__ import annotations

@@ -8,6 +8,9 @@
 * OQ3 ``budget``: which (L, T) split of a fixed L·T budget is best — the set statistically
   indistinguishable from the top, not one crowned winner; ``tgim``: T-GIM initializations against
   the paper's uniform one, and how stable the learned T-GIM is across seeds.
+
+Over 400 lines because it holds the three open questions' tables (OQ1 gap, OQ2 depth, OQ3 budget and
+T-GIM), one builder each.
 """
 
 from __future__ import annotations
