@@ -225,7 +225,14 @@ def test_depth_series_with_error_bars_and_gain(tmp_path):
                         "archs": ["lmht_resnet20", "lmht_resnet18", "lmht_resnet34"],
                         "methods": ["direct-lmht", "direct-if", "hybrid"],
                         "LT": [[2, 2]],
-                    }
+                    },
+                    {  # IF at the same T: the L = 1 cells of an LM-HT grid
+                        "name": "same_T",
+                        "datasets": ["cifar10"],
+                        "archs": ["lmht_resnet20", "lmht_resnet18", "lmht_resnet34"],
+                        "methods": ["direct-lmht"],
+                        "LT": [[1, 2]],
+                    },
                 ],
             }
         },
@@ -237,6 +244,8 @@ def test_depth_series_with_error_bars_and_gain(tmp_path):
         value = top1[cell.method] + depth[cell.arch] / 100 + noise[cell.seed]
         if cell.method == "direct-lmht":
             value += 0.1 * cell.seed  # the gain over IF varies by seed: a real CI
+        if cell.method == "direct-if" and cell.T == 2:
+            value -= 1.0  # IF at T = 2 is 1 point below IF at T = 4
         write_metrics(cell, config["results"], "depth", value)
     suite = make_suite(config, "depth")
     fig = P.depth(suite)
@@ -244,12 +253,21 @@ def test_depth_series_with_error_bars_and_gain(tmp_path):
     lmht = lines["direct-lmht:2:2"][0]
     assert [round(x) for x in lmht.get_xdata()] == [18, 20, 34]  # drawn side by side, within a layer
     assert lmht.get_ydata()[0] == pytest.approx(90.18 + (0.3 - 0.2) / 3 + 0.1)
-    gain = lines["gain:2:2"][0]
+    gain = lines["gain:2:2:4"][0]  # against IF at the same L·T
     c = S.compare({0: 0.0, 1: 0.1, 2: 0.2}, {0: 0.0, 1: 0.0, 2: 0.0})
     assert gain.get_ydata()[0] == pytest.approx(2.0 + c.delta)
-    assert {"QCFS ANN Q=4", "IF direct T=4 (= L·T)", "LM-HT hybrid Q=4 L=2 T=2"} <= set(
+    same_T = lines["gain:2:2:2"][0]  # against IF at the same T, dashed
+    assert same_T.get_ydata()[0] == pytest.approx(3.0 + c.delta) and same_T.get_linestyle() == "--"
+    assert {"QCFS ANN Q=4", "IF direct T=4", "IF direct T=2", "LM-HT hybrid Q=4 L=2 T=2"} <= set(
         texts(fig).split("\n")
     )
+    from lmht.experiment.results.questions import depth_table
+
+    table = depth_table(suite.runs, suite.cells)
+    assert sorted(table["baseline"].unique()) == ["same L·T", "same T"] and len(table) == 6
+    by = table.set_index(["baseline", "depth"])
+    assert by.loc[("same T", 18), "if_T"] == 2 and by.loc[("same L·T", 18), "if_T"] == 4
+    assert by.loc[("same T", 18), "gain"] == pytest.approx(3.0 + c.delta)
     bars = [c for ax in fig.axes for c in ax.containers]
     assert bars and all(c.has_yerr for c in bars)
     assert "n = 3 seeds" in fig.axes[0].get_title()

@@ -116,12 +116,14 @@ def _trend(depth: pd.DataFrame) -> list[str]:
     """Per family with ≥ 3 depths: the slope of the gain over IF per 10 layers (linear regression on the
     per-cell gains, t-interval of the slope)."""
     out = []
-    for (ds, family, L, T), g in depth.groupby(["dataset", "family", "L", "T"], sort=False):
+    for (ds, family, L, T, baseline), g in depth.groupby(
+        ["dataset", "family", "L", "T", "baseline"], sort=False
+    ):
         g = g.dropna(subset=["depth", "gain"])
         if g["depth"].nunique() < 3:
             out.append(
-                f"{family} on {ds} (L={L}, T={T}): {g['depth'].nunique()} depth(s) with a gain — fewer than "
-                "3, so no trend is estimated."
+                f"{family} on {ds} (L={L}, T={T}, IF at the {baseline}): {g['depth'].nunique()} depth(s) "
+                "with a gain — fewer than 3, so no trend is estimated."
             )
             continue
         fit = st.linregress(g["depth"].astype(float), g["gain"].astype(float))
@@ -136,24 +138,21 @@ def _trend(depth: pd.DataFrame) -> list[str]:
         )
         out.append(
             f"{family} on {ds} (L={L}, T={T}, depths {', '.join(str(int(d)) for d in g['depth'])}): the "
-            f"gain of LM-HT over IF {trend}: {fmt_acc(slope, sign=True)} points per 10 layers "
-            f"{fmt_ci(lo, hi, sign=True)} (least squares over {len(g)} architectures, 95% t-interval)."
+            f"gain of LM-HT over IF at the {baseline} {trend}: {fmt_acc(slope, sign=True)} points per 10 "
+            f"layers {fmt_ci(lo, hi, sign=True)} (least squares over {len(g)} architectures, 95% t-interval)."
         )
     return out
 
 
 def _oq2(depth: pd.DataFrame) -> list[str]:
     if depth.empty:
-        return [
-            "The suite has no direct LM-HT cell with an IF baseline at the same budget: "
-            "open question 2 is not answered."
-        ]
+        return ["The suite has no direct LM-HT cell with an IF baseline: open question 2 is not answered."]
     out = []
     for _, r in depth.iterrows():
         out.append(
             f"{r['arch']} (depth {fmt_int(r['depth'])}, {r['dataset']}, L={r['L']}, T={r['T']}): LM-HT − IF "
-            f"at the same budget = {_dci(r['gain'], r['gain_lo'], r['gain_hi'])}, {r['verdict']} "
-            f"(n = {fmt_int(r['n'])})."
+            f"at the {r['baseline']} (T={fmt_int(r['if_T'])}) = "
+            f"{_dci(r['gain'], r['gain_lo'], r['gain_hi'])}, {r['verdict']} (n = {fmt_int(r['n'])})."
         )
     return out + _trend(depth)
 

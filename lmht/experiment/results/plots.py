@@ -308,8 +308,9 @@ def ann_gap(suite: Suite) -> Figure:
 # --------------------------------------------------------------------------------------------------
 @styled
 def depth(suite: Suite) -> Figure:
-    """Top-1 against depth per (dataset, family): direct LM-HT, IF at the same L·T, hybrid, QCFS ANN, with
-    95 % t-interval error bars; below, the LM-HT − IF gain (paired by seed) with its CI."""
+    """Top-1 against depth per (dataset, family): direct LM-HT, IF, hybrid, QCFS ANN, with 95 % t-interval
+    error bars; below, the LM-HT − IF gain (paired by seed) with its CI, against IF at the same L·T
+    (solid) and at the same T (dashed) where the grid has them."""
     title = FIGURES["depth"].title
     cells = suite.cells
     have = cells[cells["n"].fillna(0) > 0] if not cells.empty else cells
@@ -323,7 +324,7 @@ def depth(suite: Suite) -> Figure:
         if method == "direct-lmht" and L > 1:
             key, label = ("direct-lmht", L, T), f"LM-HT direct L={L} T={T}"
         elif method in ("direct-if", "direct-lif"):
-            key, label = (method, T), f"{method_label(method)} T={T} (= L·T)"
+            key, label = (method, T), f"{method_label(method)} T={T}"
         elif method == "hybrid":
             key, label = ("hybrid", Q, L, T), f"LM-HT hybrid Q={Q} L={L} T={T}"
         elif method == "ann":
@@ -391,11 +392,14 @@ def depth(suite: Suite) -> Figure:
             )
             depths.update(ds_sorted)
             ns += [int(r["n"]) for r in rows]
-        # LM-HT − IF gain at the same L·T, paired by seed
-        for key, s in ser.items():
-            if key[0] != "direct-lmht":
-                continue
-            partner = ser.get(("direct-if", key[1] * key[2]))
+        # LM-HT − IF gain at the same L·T (solid) and at the same T (dashed), paired by seed
+        for key, s, partner_T, style in (
+            (k, s, steps, style)
+            for k, s in ser.items()
+            if k[0] == "direct-lmht"
+            for steps, style in ((k[1] * k[2], "-"), (k[2], "--"))
+        ):
+            partner = ser.get(("direct-if", partner_T))
             if partner is None:
                 continue
             xs, comps = [], []
@@ -413,17 +417,19 @@ def depth(suite: Suite) -> Figure:
                     delta,
                     yerr=np.where(np.isfinite(err), err, 0),
                     color=colors[key],
-                    marker="o",
+                    marker="o" if style == "-" else "s",
+                    linestyle=style,
                     capsize=3,
-                    label=f"{s['label']} − IF T={key[1] * key[2]}",
-                    gid=f"gain:{key[1]}:{key[2]}",
+                    label=f"{s['label']} − IF T={partner_T}"
+                    + (" (same L·T)" if partner_T != key[2] else " (same T)"),
+                    gid=f"gain:{key[1]}:{key[2]}:{partner_T}",
                 )
         gax.axhline(0.0, color="black", linewidth=0.9)
         for a in (ax, gax):
             integer_ticks(a.xaxis, depths)
             a.set_xlabel(f"depth of {fam} ({'blocks' if fam == 'Transformer' else 'weight layers'})")
         ax.set_ylabel("top-1 (%)")
-        gax.set_ylabel("LM-HT − IF at the same L·T (points)")
+        gax.set_ylabel("LM-HT − IF (points)")
         ax.set_title(f"{ds} / {fam} · {n_text(ns)}")
         gax.set_title(f"{ds} / {fam}: gain over IF (paired by seed)")
         if not gax.get_legend_handles_labels()[0]:
@@ -431,7 +437,7 @@ def depth(suite: Suite) -> Figure:
             gax.text(
                 0.5,
                 0.6,
-                f"{ds} / {fam}: no IF cell at the L·T of the LM-HT cells,\nso no gain to show",
+                f"{ds} / {fam}: no IF cell at the T or L·T of the LM-HT cells,\nso no gain to show",
                 transform=gax.transAxes,
                 ha="center",
                 va="center",
