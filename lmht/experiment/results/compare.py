@@ -296,7 +296,10 @@ def variant_effects(runs: pd.DataFrame, tol: float) -> pd.DataFrame:
             variant.paper,
         )
         pairs = []
-        for _, c in cells[cells[key].isin(list(variant.alternatives))].iterrows():
+        # reparam cells are left out: a reparameterized network has its source's accuracy (checked by
+        # reparam_keeps_accuracy), so they would repeat the source's comparison and widen the family
+        candidates = cells[cells[key].isin(list(variant.alternatives)) & (cells["mode"] != "reparam")]
+        for _, c in candidates.iterrows():
             base = cells[cells[key] == variant.default]
             for column in (*_IDENTITY, *VARIANTS):
                 if column != key:
@@ -305,7 +308,7 @@ def variant_effects(runs: pd.DataFrame, tol: float) -> pd.DataFrame:
                     base = base[same | (base[column].isna() & pd.isna(value))]
             for _, b in base.iterrows():
                 metrics = [("top1", "final")]
-                if key == "hybrid_init":
+                if key == "hybrid_init" and c["mode"] == "hybrid":
                     metrics.insert(0, ("init_top1", "at initialization"))
                 for metric, when in metrics:
                     pairs.append(
