@@ -48,6 +48,14 @@ def test_unpaired_when_the_seeds_differ_uses_welch():
     assert c.lo > 0  # a clear difference
 
 
+def test_paired_on_the_common_seeds_when_one_cell_ran_more():
+    a = {0: 84.1, 1: 85.3, 2: 84.2, 3: 83.9, 4: 84.6}
+    b = {0: 82.6, 1: 82.9, 2: 82.4}
+    c = S.compare(a, b)
+    assert c.paired and c.n == 3
+    assert c.p == pytest.approx(st.ttest_rel([84.1, 85.3, 84.2], [82.6, 82.9, 82.4]).pvalue)
+
+
 def test_family_adjustment_widens_the_interval_and_multiplies_p():
     a, b = [84.1, 85.3, 84.2, 83.9], [83.0, 84.1, 83.5, 83.6]
     c = S.compare(dict(enumerate(a)), dict(enumerate(b)))

@@ -116,13 +116,14 @@ class Comparison:
 def compare(
     a: dict[int, float] | Sequence[float], b: dict[int, float] | Sequence[float], level: float = 1 - ALPHA
 ) -> Comparison:
-    """Compare two cells. ``a``/``b`` map seed -> value (paired on the common seeds when there are ≥ 2
-    and both cells ran the same seeds) or are plain sequences (unpaired, Welch)."""
+    """Compare two cells. ``a``/``b`` map seed -> value, paired on the seeds both ran when there are ≥ 2
+    of them (a seed pairs data order and initialization; a cell's extra seeds are left out of this
+    comparison, ``n`` says how many pairs), else unpaired (Welch); plain sequences are unpaired."""
     if isinstance(a, dict) and isinstance(b, dict):
         a = {k: v for k, v in a.items() if v is not None and math.isfinite(v)}
         b = {k: v for k, v in b.items() if v is not None and math.isfinite(v)}
         common = sorted(set(a) & set(b))
-        if len(common) >= 2 and set(a) == set(b):
+        if len(common) >= 2:
             d = np.asarray([a[k] - b[k] for k in common])
             return _paired(d, level)
         a, b = list(a.values()), list(b.values())
