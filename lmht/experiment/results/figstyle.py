@@ -51,6 +51,7 @@ __all__ = [
     "arch_info",
     "cell_label",
     "cell_styles",
+    "clamp_percent",
     "family",
     "message_figure",
     "save",
@@ -463,6 +464,12 @@ def zoom(ax, values: Iterable[float], handles: list, what: str = "points", span:
     handles.append(
         Line2D([], [], linestyle="none", label=f"(▼ {what} below {floor:.0f} cut off; lowest {low:.1f})")
     )
+
+
+def clamp_percent(ax) -> None:
+    """Keep an accuracy axis within [0, 100] % (a t-interval of a few wild seeds can reach past both)."""
+    lo, hi = ax.get_ylim()
+    ax.set_ylim(max(lo, -1.0), min(hi, 101.0))
 
 
 def label_n(style: dict, n: int, panel_n: int) -> str:

@@ -51,6 +51,7 @@ from .figstyle import (
     cell_order,
     cell_styles,
     cells_of,
+    clamp_percent,
     curve_estimates,
     dodges,
     error_point,
@@ -429,6 +430,7 @@ def depth(suite: Suite) -> Figure:
             integer_ticks(a.xaxis, depths)
             a.set_xlabel(f"depth of {fam} ({'blocks' if fam == 'Transformer' else 'weight layers'})")
         ax.set_ylabel("top-1 (%)")
+        clamp_percent(ax)
         gax.set_ylabel("LM-HT − IF (points)")
         ax.set_title(f"{ds} / {fam} · {n_text(ns)}")
         gax.set_title(f"{ds} / {fam}: gain over IF (paired by seed)")
@@ -741,6 +743,7 @@ def _per_cell_lines(
                 handles += more_handles
             if "%" in ylabel:
                 zoom(ax, values, handles)
+                clamp_percent(ax)
             if names:
                 ax.set_xticks(range(len(names)), names, rotation=25, ha="right")
             else:

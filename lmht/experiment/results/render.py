@@ -159,7 +159,7 @@ def html_table(table: Table) -> str:
 
 TABLE_CSS = """
 body{font-family:system-ui,sans-serif;font-size:14px;line-height:1.45;color:#222;
-     margin:1.5em auto;max-width:1200px;padding:0 1em}
+     margin:1.5em auto;max-width:1600px;padding:0 1em}
 .table-wrap{overflow-x:auto;max-width:100%;margin:.5em 0 1em}
 table{border-collapse:collapse;font-size:13px}
 th,td{border:1px solid #ccc;padding:3px 7px;text-align:left;white-space:nowrap;vertical-align:top}
