@@ -8,10 +8,10 @@
 # Everything a user edits is in config.yaml (validated against workflow/schemas/config.schema.yaml).
 # User documentation: workflow/README.md.
 
-import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
+from lmht.experiment.grid import as_yaml
 from lmht.slurm import check_status_command
 
 min_version("9.0")
@@ -19,25 +19,10 @@ min_version("9.0")
 
 configfile: os.path.join(workflow.basedir, "config.yaml")
 
-
-
-
-def _as_yaml(value):
-    """`--config seeds=[0,1] prepare_data=false` arrives as ['0', '1'] and 'false': read it as YAML."""
-    if isinstance(value, list):
-        return [_as_yaml(v) for v in value]
-    if isinstance(value, str):
-        try:
-            parsed = yaml.safe_load(value)
-        except yaml.YAMLError:
-            return value
-        return parsed if parsed is None or isinstance(parsed, (bool, int, float, list)) else value
-    return value
-
-
+# `--config seeds=[0,1] prepare_data=false` arrives as strings: read those keys as YAML does
 for _key in ("check_data_roots", "prepare_data", "seeds"):
     if _key in config:
-        config[_key] = _as_yaml(config[_key])
+        config[_key] = as_yaml(config[_key])
 
 try:
     validate(config, "workflow/schemas/config.schema.yaml")

@@ -33,6 +33,7 @@ from .cell import Cell
 from .modes import MODES
 
 __all__ = [
+    "as_yaml",
     "cell_preset",
     "cell_settings",
     "check_suite",
@@ -44,6 +45,22 @@ __all__ = [
     "suite_cells",
     "suite_datasets",
 ]
+
+def as_yaml(value: Any) -> Any:
+    """A value of ``snakemake --config`` read as YAML: Snakemake passes ``seeds=[0,1]`` as ``['0', '1']``
+    and ``prepare_data=false`` as ``'false'``; other strings stay strings."""
+    import yaml
+
+    if isinstance(value, list):
+        return [as_yaml(v) for v in value]
+    if isinstance(value, str):
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value
+        return parsed if parsed is None or isinstance(parsed, bool | int | float | list) else value
+    return value
+
 
 #: Grid methods (the schema's enum is tested against this).
 METHODS = (
