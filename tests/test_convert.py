@@ -263,6 +263,24 @@ def test_reparameterization_exact_on_nonnegative_nets(L, T):
         torch.testing.assert_close(c.unflatten(0, (T, L)).sum(1), lv, rtol=0, atol=1e-9)
 
 
+@pytest.mark.parametrize("L,T", [(2, 2), (4, 2)])
+def test_reparameterization_keeps_the_synaptic_operations(L, T):
+    """Table 2: the single-threshold network does the same SOPs (a level-k spike = k binary spikes)."""
+    from lmht.metrics import SynapticOpsCounter
+
+    snn = _trained_like_lmht(L, T, seed=3 * L + T, nonneg=True)
+    single = reparameterize(snn)
+    x = torch.rand(8, *INPUT, dtype=torch.float64)
+    reports = []
+    for net in (snn, single):
+        with torch.no_grad(), SynapticOpsCounter(net) as counter:
+            net(x)
+        reports.append(counter.report())
+    assert reports[0].sops > 0
+    assert reports[1].sops == pytest.approx(reports[0].sops, rel=1e-12)
+    assert reports[1].energy_mj == pytest.approx(reports[0].energy_mj, rel=1e-12)
+
+
 def _spike_outputs(net, x):
     outs = []
     hooks = [layer.register_forward_hook(lambda m, a, o: outs.append(o.unflatten(0, (m.T, -1))))
