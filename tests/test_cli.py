@@ -225,6 +225,33 @@ def test_defaults_cover_the_schema_and_presets_resolve():
     assert resolve_config("direct", "fashion_mnist")["dataset"] == "fashion_mnist"
 
 
+#: The presets' training settings (the paper's appendix; the authors' main.py where it is silent), pinned
+#: so that a change to lmht/configs/*.yaml is a decision, not an accident (docs/fidelity.md, row 20).
+_SGD = dict(batch_size=64, optimizer="sgd")
+PAPER_PRESETS = {
+    "cifar10": dict(arch="resnet19", lr=0.025, epochs=300, weight_decay=5e-4, **_SGD),
+    "cifar100": dict(arch="resnet19", lr=0.025, epochs=300, weight_decay=5e-4, **_SGD),
+    "imagenet200": dict(arch="vgg13", lr=0.0125, epochs=320, weight_decay=5e-4, model_options={"hidden": 0},
+                        **_SGD),
+    "imagenet": dict(arch="resnet34", lr=0.1, epochs=320, weight_decay=0.0, mixup=0.8, cutmix=1.0,
+                     label_smoothing=0.1, model_options={"stem": "imagenet"}, **_SGD),
+    "cifar10_dvs": dict(arch="resnet18", lr=0.02, epochs=320, batch_size=64, weight_decay=0.01,
+                        optimizer="adamw", autoaugment=False),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("dataset", sorted(PAPER_PRESETS))
+def test_presets_hold_the_papers_settings(dataset):
+    cfg = resolve_config("direct", dataset)
+    common = dict(L=2, T=2, momentum=0.9, scheduler="cosine", nesterov=True, autoaugment=True, amp="none",
+                  convert_steps=64, model_options={}, mixup=0.0, cutmix=0.0, label_smoothing=0.0)  # fmt: skip
+    for key, value in {**common, **PAPER_PRESETS[dataset]}.items():
+        assert cfg[key] == value, (dataset, key, cfg[key])
+    if dataset in ("cifar10", "cifar100"):
+        ann = resolve_config("ann", dataset)
+        assert (ann["lr"], ann["epochs"], ann["levels"], ann["qcfs_threshold"]) == (0.1, 300, 8, 8.0)
+
+
 @pytest.mark.parametrize("neuron", ["if", "lif"])
 def test_variant_keys_reach_the_networks_they_change(neuron):
     """``if_gradient`` reaches every IF/LIF neuron (BPTT by default); ``frame_input`` and

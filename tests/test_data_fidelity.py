@@ -77,6 +77,29 @@ def test_tiny_imagenet_transforms_of_the_authors(tmp_path):
     assert tiny_imagenet.INFO.autoaugment_policy == "imagenet"
 
 
+def test_imagenet_transforms_of_the_authors(tmp_path):
+    """ImageNet-1k (authors' dataprocess.py): RandomResizedCrop(224) + flip + AutoAugment IMAGENET for
+    training; Resize(256) + CenterCrop(224) for testing; torchvision's ImageNet mean/std."""
+    from lmht.data import imagenet
+
+    for split in ("train", "val"):
+        for k, wnid in enumerate(("n01440764", "n01443537")):
+            d = tmp_path / split / wnid
+            d.mkdir(parents=True)
+            Image.new("RGB", (300, 260), (60 * k, 20, 0)).save(d / f"{wnid}_0.JPEG")
+    train = data.create_dataset("imagenet", tmp_path, True, autoaugment=True)
+    test = data.create_dataset("imagenet", tmp_path, False)
+    assert types(train.transform)[:3] == [T.RandomResizedCrop, T.RandomHorizontalFlip, T.AutoAugment]
+    assert train.transform.transforms[0].size == (224, 224)
+    assert train.transform.transforms[2].policy == T.AutoAugmentPolicy.IMAGENET
+    assert types(test.transform) == [T.Resize, T.CenterCrop, T.ToTensor, T.Normalize]
+    assert test.transform.transforms[0].size == 256 and test.transform.transforms[1].size == (224, 224)
+    normalize = test.transform.transforms[-1]
+    assert tuple(normalize.mean) == (0.485, 0.456, 0.406) and tuple(normalize.std) == (0.229, 0.224, 0.225)
+    assert train[0][0].shape == test[0][0].shape == (3, 224, 224)
+    assert imagenet.INFO.autoaugment_policy == "imagenet"
+
+
 def test_cifar_transforms_use_the_cifar10_policy():
     assert cifar.CIFAR10_INFO.autoaugment_policy == cifar.CIFAR100_INFO.autoaugment_policy == "cifar10"
 
