@@ -339,16 +339,19 @@ def test_direct_encoding_runs_stem_once():
     assert names[0] == "act" and len(names) == 6
 
 
+class Flat(nn.Module):
+    """ReLU then a linear layer over a [2, 4, 4] frame: the smallest network with event-frame input."""
+
+    def __init__(self):
+        super().__init__()
+        self.act = nn.ReLU()
+        self.fc = nn.Linear(2 * 4 * 4, 3)
+
+    def forward(self, x):
+        return self.fc(self.act(x).flatten(1))
+
+
 def test_frames_encoding_bins_frames():
-    class Flat(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.act = nn.ReLU()
-            self.fc = nn.Linear(2 * 4 * 4, 3)
-
-        def forward(self, x):
-            return self.fc(self.act(x).flatten(1))
-
     snn = build_snn(Flat(), "if", 1, 2, encoding="frames", frame_input="bins")
     out = snn(torch.rand(4, 10, 2, 4, 4))
     assert out.shape == (2, 4, 3)
@@ -358,16 +361,6 @@ def test_frames_encoding_bins_frames():
 
 def test_frames_encoding_mean_of_frames_by_default():
     """The authors' DVS input: the mean of all F frames, repeated over T (any F, any T)."""
-
-    class Flat(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.act = nn.ReLU()
-            self.fc = nn.Linear(2 * 4 * 4, 3)
-
-        def forward(self, x):
-            return self.fc(self.act(x).flatten(1))
-
     frames = torch.rand(4, 9, 2, 4, 4)
     ann = Flat()
     snn = build_snn(ann, "if", 1, 2, encoding="frames")

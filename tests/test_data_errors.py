@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_data import make_fake_tiny  # the same Tiny-ImageNet layout as the loader tests
 from torchvision import datasets as tv_datasets
 
 import lmht.data as data
@@ -364,20 +365,6 @@ def test_cifar100_fine_labels(tmp_path):
 # ==================================================================================================
 # Tiny-ImageNet and ImageNet folders
 # ==================================================================================================
-def make_fake_tiny(root: Path) -> None:
-    for k, wnid in enumerate(("n02", "n01")):
-        d = root / "train" / wnid / "images"
-        d.mkdir(parents=True)
-        for i in range(3):
-            Image.new("RGB", (64, 64), (40 * k, 10 * i, 0)).save(d / f"{wnid}_{i}.JPEG")
-    (root / "val" / "images").mkdir(parents=True)
-    lines = []
-    for i, wnid in enumerate(("n01", "n02", "n02")):
-        Image.new("RGB", (64, 64), (0, 0, 50 * i)).save(root / "val" / "images" / f"val_{i}.JPEG")
-        lines.append(f"val_{i}.JPEG\t{wnid}\t0\t0\t63\t63")
-    (root / "val" / "val_annotations.txt").write_text("\n".join(lines) + "\n")
-
-
 def _empty_class(root: Path) -> None:
     for p in (root / "train" / "n01" / "images").iterdir():
         p.unlink()

@@ -94,25 +94,27 @@ def test_firing_rates_are_level_weighted():
     assert rates["b"] == pytest.approx(6 / 32)
 
 
+class SpikesIntoConv(nn.Module):
+    """Fixed spike levels (``FixedSpikes``) read by one conv layer: the SOP counter's smallest case."""
+
+    def __init__(self, spk: nn.Module, conv: nn.Conv2d):
+        super().__init__()
+        self.spk, self.conv = spk, conv
+
+    def spiking_layers(self):
+        return [self.spk]
+
+    def forward(self, x):
+        self.spk.batch = x.shape[0]
+        return self.conv(self.spk(x))
+
+
 def test_conv_count_matches_brute_force_with_stride_padding_groups():
     torch.manual_seed(0)
     theta = 0.25
     levels = torch.randint(0, 3, (1, 4, 5, 5)).float()  # T = 1
 
-    class Net(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.spk = FixedSpikes(levels, theta)
-            self.conv = nn.Conv2d(4, 6, 3, stride=2, padding=1, groups=2)
-
-        def spiking_layers(self):
-            return [self.spk]
-
-        def forward(self, x):
-            self.spk.batch = x.shape[0]
-            return self.conv(self.spk(x))
-
-    net = Net()
+    net = SpikesIntoConv(FixedSpikes(levels, theta), nn.Conv2d(4, 6, 3, stride=2, padding=1, groups=2))
     with M.SynapticOpsCounter(net) as counter:
         net(torch.zeros(1, 1))
     # brute force: one accumulate per (input level, weight that reads it, output position)
@@ -207,20 +209,7 @@ def test_sops_equal_value_sops_at_unit_threshold():
     """θ = 1 (every setting of the paper's Tables 1–2): the two counts agree."""
     levels = torch.tensor([[[[0.0, 2.0], [1.0, 0.0]]], [[[2.0, 2.0], [0.0, 1.0]]]])  # T = 2
 
-    class Net(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.spk = FixedSpikes(levels, 1.0)
-            self.conv = nn.Conv2d(1, 2, 2)
-
-        def spiking_layers(self):
-            return [self.spk]
-
-        def forward(self, x):
-            self.spk.batch = x.shape[0]
-            return self.conv(self.spk(x))
-
-    net = Net()
+    net = SpikesIntoConv(FixedSpikes(levels, 1.0), nn.Conv2d(1, 2, 2))
     with M.SynapticOpsCounter(net) as counter:
         net(torch.zeros(3, 1))
     rep = counter.report()

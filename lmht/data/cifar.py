@@ -29,7 +29,7 @@ from torch.utils.data import Dataset
 from torchvision import datasets
 from torchvision import transforms as T
 
-from .errors import DataFileError, DatasetNotFoundError
+from .errors import DataFileError, DatasetNotFoundError, read_data_file
 from .registry import DatasetInfo, register_dataset
 from .transforms import TransformConfig, static_transform
 
@@ -77,12 +77,7 @@ class _ArrayUnpickler(pickle.Unpickler):
 
 def read_batch(path: Path) -> dict[str, Any]:
     """Unpickle one CIFAR python batch (restricted to NumPy arrays); DataFileError naming it on failure."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DataFileError(path, f"cannot be read ({exc.strerror or exc})") from exc
-    if not raw:
-        raise DataFileError(path, "empty file")
+    raw = read_data_file(path)
     try:
         entry = _ArrayUnpickler(io.BytesIO(raw), encoding="latin1").load()
     except Exception as exc:  # UnpicklingError, EOFError (truncated), ValueError, ... : all mean unusable

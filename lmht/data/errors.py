@@ -1,4 +1,4 @@
-"""The exception types of the data package."""
+"""The exception types of the data package, and the file read that raises them."""
 
 from __future__ import annotations
 
@@ -23,3 +23,14 @@ class DataFileError(ValueError):
     def __init__(self, path: Path | str, problem: str) -> None:
         self.path, self.problem = Path(path), problem
         super().__init__(f"{path}: {problem}")
+
+
+def read_data_file(path: Path) -> bytes:
+    """The bytes of a data file; :class:`DataFileError` naming it when it cannot be read or is empty."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataFileError(path, f"cannot be read ({exc.strerror or exc})") from exc
+    if not raw:
+        raise DataFileError(path, "empty file")
+    return raw

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .errors import DataFileError, DatasetNotFoundError
+from .errors import DataFileError, DatasetNotFoundError, read_data_file
 from .registry import DatasetInfo, register_dataset
 from .transforms import TransformConfig, tensor_transform
 
@@ -61,12 +61,7 @@ _logged: set[Path] = set()
 
 
 def _read_bytes(path: Path) -> bytes:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DataFileError(path, f"cannot be read ({exc.strerror or exc})") from exc
-    if not raw:
-        raise DataFileError(path, "empty file")
+    raw = read_data_file(path)
     if path.suffix != ".gz":
         return raw
     try:

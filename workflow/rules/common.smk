@@ -25,8 +25,8 @@ CACHE_DIR = os.path.normpath(config["cache_dir"])
 
 
 def prepare_data():
-    """Whether the prepare rules run (`--config prepare_data=false` arrives as a string)."""
-    return config["prepare_data"] in (True, "true")
+    """Whether the prepare rules run (a boolean: the Snakefile reads `--config prepare_data=...` as YAML)."""
+    return config["prepare_data"]
 
 
 def prepared_by_workflow(dataset):

@@ -42,14 +42,8 @@ IDENTITY = (
     "variant_tags",
     *VARIANTS,
 )
-#: Numbers of a run (per image where it applies; accuracies in %).
-METRICS = (
-    "top1",
-    "best_top1",
-    "init_top1",
-    "ann_top1",
-    "test_loss",
-    "firing_mean",
+#: Evaluation costs of a run record (per image): SOPs and energies.
+_EVAL = (
     "sops",
     "sops_value",
     "first_layer_macs",
@@ -58,6 +52,16 @@ METRICS = (
     "ann_macs",
     "ann_energy_mj",
     "as_ratio",
+)
+#: Numbers of a run (per image where it applies; accuracies in %).
+METRICS = (
+    "top1",
+    "best_top1",
+    "init_top1",
+    "ann_top1",
+    "test_loss",
+    "firing_mean",
+    *_EVAL,
     "params",
     "wall_time_s",
     "epochs",
@@ -68,16 +72,6 @@ METRICS = (
     "after_sops",
     "before_energy_mj",
     "after_energy_mj",
-)
-_EVAL = (
-    "sops",
-    "sops_value",
-    "first_layer_macs",
-    "energy_mj",
-    "energy_first_layer_mac_mj",
-    "ann_macs",
-    "ann_energy_mj",
-    "as_ratio",
 )
 
 

@@ -394,15 +394,14 @@ def depth(suite: Suite) -> Figure:
             depths.update(ds_sorted)
             ns += [int(r["n"]) for r in rows]
         # LM-HT − IF gain at the same L·T (solid) and at the same T (dashed), paired by seed
-        for key, s, partner_T, style in (
-            (k, s, steps, style)
-            for k, s in ser.items()
-            if k[0] == "direct-lmht"
-            for steps, style in ((k[1] * k[2], "-"), (k[2], "--"))
-        ):
-            partner = ser.get(("direct-if", partner_T))
-            if partner is None:
-                continue
+        gains = [
+            (key, s, partner_T, style, ser[("direct-if", partner_T)])
+            for key, s in ser.items()
+            if key[0] == "direct-lmht"
+            for partner_T, style in ((key[1] * key[2], "-"), (key[2], "--"))
+            if ("direct-if", partner_T) in ser
+        ]
+        for key, s, partner_T, style, partner in gains:
             xs, comps = [], []
             for d in sorted(set(s["points"]) & set(partner["points"])):
                 a, b = s["points"][d], partner["points"][d]

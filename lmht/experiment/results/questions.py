@@ -145,12 +145,16 @@ def depth_table(runs: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
         family, depth = arch_family_depth(c["arch"])
         in_ds = select(runs, dataset=c["dataset"], arch=c["arch"])
         lmht = seed_values(in_ds, cell=c["cell"])
-        found = False
-        for baseline, steps in (("same L·T", int(c["L"] * c["T"])), ("same T", int(c["T"]))):
-            rival = select(paper, dataset=c["dataset"], arch=c["arch"], mode="direct", neuron="if", T=steps)
-            if not len(rival) and (found or baseline == "same L·T"):
-                continue
-            found = True
+        baselines = [
+            (
+                baseline,
+                steps,
+                select(paper, dataset=c["dataset"], arch=c["arch"], mode="direct", neuron="if", T=steps),
+            )
+            for baseline, steps in (("same L·T", int(c["L"] * c["T"])), ("same T", int(c["T"])))
+        ]
+        # one row per IF baseline the grid has; none: one "not run" row (same T)
+        for baseline, steps, rival in [b for b in baselines if len(b[2])] or baselines[1:]:
             gain = _diff(lmht, seed_values(in_ds, cell=rival["cell"].iloc[0])) if len(rival) else None
             rows.append(
                 dict(
